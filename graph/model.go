@@ -147,3 +147,14 @@ func (o *Objects) Count() int {
 	return len(o.Namespaces) + len(o.ServiceAccounts) + len(o.Roles) + len(o.ClusterRoles) +
 		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods)
 }
+
+// Append adds every object of other to o. Objects named twice are resolved by NewSnapshot: the later wins.
+func (o *Objects) Append(other *Objects) {
+	o.Namespaces = append(o.Namespaces, other.Namespaces...)
+	o.ServiceAccounts = append(o.ServiceAccounts, other.ServiceAccounts...)
+	o.Roles = append(o.Roles, other.Roles...)
+	o.ClusterRoles = append(o.ClusterRoles, other.ClusterRoles...)
+	o.RoleBindings = append(o.RoleBindings, other.RoleBindings...)
+	o.ClusterRoleBindings = append(o.ClusterRoleBindings, other.ClusterRoleBindings...)
+	o.Pods = append(o.Pods, other.Pods...)
+}

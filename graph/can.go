@@ -76,16 +76,15 @@ func (be *bindingEntry) firstSubject(id Identity) int {
 // path builds the grant path through subject index subject and rule index rule of the binding's role.
 func (be *bindingEntry) path(subject, rule int) GrantPath {
 	p := GrantPath{
-		Binding:      be.b.Ref(),
-		Subject:      be.b.Subjects[subject],
+		Binding:      &be.ref,
+		Subject:      &be.b.Subjects[subject],
 		SubjectIndex: subject,
-		Role:         be.roleRef,
+		Role:         &be.roleRef,
 		RuleIndex:    rule,
-		Rule:         be.role.r.Rules[rule],
+		Rule:         &be.role.r.Rules[rule],
 	}
 	if be.role.from != nil {
-		from := be.role.from[rule]
-		p.AggregatedFrom = &from
+		p.AggregatedFrom = &be.role.from[rule]
 	}
 	return p
 }

@@ -30,19 +30,23 @@ func (a Action) namespace() string {
 
 // GrantPath explains one grant: the binding, which of its subjects matched, the role it references, and the rule of
 // that role that allows (or, in EffectivePermissions, is granted).
+//
+// The pointers point into the snapshot that produced the path, which is immutable: they are never nil in a path a
+// Snapshot returns, and must not be modified. They keep a path to a few words, because answers such as WhoCan on
+// a large cluster hold thousands of them.
 type GrantPath struct {
 	// Binding is the RoleBinding or ClusterRoleBinding.
-	Binding ObjectRef `json:"binding"`
+	Binding *ObjectRef `json:"binding"`
 	// Subject is the first subject of the binding that names the identity, the one the authorizer reports.
-	Subject rbacv1.Subject `json:"subject"`
+	Subject *rbacv1.Subject `json:"subject"`
 	// SubjectIndex is Subject's index in the binding's subjects.
 	SubjectIndex int `json:"subjectIndex"`
 	// Role is the Role or ClusterRole the binding references.
-	Role ObjectRef `json:"role"`
+	Role *ObjectRef `json:"role"`
 	// RuleIndex is the rule's index in Role's rules (after aggregation, for aggregated ClusterRoles).
 	RuleIndex int `json:"ruleIndex"`
 	// Rule is the rule itself.
-	Rule rbacv1.PolicyRule `json:"rule"`
+	Rule *rbacv1.PolicyRule `json:"rule"`
 	// AggregatedFrom names the ClusterRole the rule was aggregated from when Role is an aggregated ClusterRole
 	// whose rules kiem recomputed.
 	AggregatedFrom *ObjectRef `json:"aggregatedFrom,omitempty"`

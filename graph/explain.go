@@ -15,10 +15,10 @@ import (
 func (p GrantPath) String() string {
 	if p.Binding.Kind == KindClusterRoleBinding {
 		return fmt.Sprintf("ClusterRoleBinding %q of %s %q to %s", p.Binding.Name, p.Role.Kind, p.Role.Name,
-			describeSubject(p.Subject, ""))
+			describeSubject(*p.Subject, ""))
 	}
 	return fmt.Sprintf("RoleBinding %q of %s %q to %s", p.Binding.Name+"/"+p.Binding.Namespace, p.Role.Kind,
-		p.Role.Name, describeSubject(p.Subject, p.Binding.Namespace))
+		p.Role.Name, describeSubject(*p.Subject, p.Binding.Namespace))
 }
 
 // describeSubject names a subject; a ServiceAccount without a namespace takes the binding's.
@@ -37,7 +37,7 @@ func describeSubject(s rbacv1.Subject, bindingNamespace string) string {
 //
 //	ClusterRoleBinding "name" of ClusterRole "role" to Group "devs": rule 3 {verbs: get,list; resources: pods}
 func (p GrantPath) Explain() string {
-	s := p.String() + fmt.Sprintf(": rule %d %s", p.RuleIndex, FormatRule(&p.Rule))
+	s := p.String() + fmt.Sprintf(": rule %d %s", p.RuleIndex, FormatRule(p.Rule))
 	if p.AggregatedFrom != nil {
 		s += " (aggregated from " + p.AggregatedFrom.String() + ")"
 	}

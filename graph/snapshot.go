@@ -50,6 +50,12 @@ type Snapshot struct {
 	rbBySubject  map[principal][]int32 // RoleBindings naming a user or group, in any namespace
 	rbByScoped   map[scoped][]int32    // RoleBindings of one namespace naming a user or group
 
+	// Every user or group some binding names gets a dense ID, so that WhoCan can collect and order subjects
+	// without hashing or comparing their names per query.
+	principalIDs   map[principal]int32
+	principalRefs  []ObjectRef // by ID: the subject as WhoCan reports it
+	principalRanks []int32     // by ID: position in WhoCan's order (kind, namespace, name)
+
 	crbByClusterRole map[string][]int32 // ClusterRoleBindings by ClusterRole name
 	rbByRole         map[nsName][]int32 // RoleBindings by (namespace, Role name)
 	rbByClusterRole  map[nsName][]int32 // RoleBindings by (namespace, ClusterRole name)
@@ -82,10 +88,12 @@ type roleEntry struct {
 }
 
 type bindingEntry struct {
-	b        *Binding
-	role     *roleEntry // nil when the roleRef does not resolve: the binding grants nothing
-	roleRef  ObjectRef
-	subjects []principal // per subject index
+	b          *Binding
+	ref        ObjectRef
+	role       *roleEntry // nil when the roleRef does not resolve: the binding grants nothing
+	roleRef    ObjectRef
+	subjects   []principal // per subject index
+	subjectIDs []int32     // per subject index: the principal ID, -1 for subjects that match nobody
 }
 
 // NewSnapshot indexes objs. Aggregated ClusterRoles are recomputed as kube-controller-manager would (see
@@ -96,6 +104,7 @@ func NewSnapshot(objs *Objects) *Snapshot {
 		clusterRoles:     make(map[string]*roleEntry),
 		roles:            make(map[nsName]*roleEntry),
 		rolesByNs:        make(map[string][]*roleEntry),
+		principalIDs:     make(map[principal]int32),
 		crbBySubject:     make(map[principal][]int32),
 		rbBySubject:      make(map[principal][]int32),
 		rbByScoped:       make(map[scoped][]int32),
@@ -113,8 +122,37 @@ func NewSnapshot(objs *Objects) *Snapshot {
 		Pods:                lastWins(objs.Pods, func(p *Pod) nsName { return nsName{p.Namespace, p.Name} }),
 	}
 	s.indexRoles()
+	s.principalID(principal{matchesGroup, GroupMasters}) // WhoCan always lists it
 	s.indexBindings()
+	s.rankPrincipals()
 	return s
+}
+
+// principalID returns p's dense ID, assigning the next one to a principal not seen before; -1 for a subject that
+// matches nobody.
+func (s *Snapshot) principalID(p principal) int32 {
+	if p.kind == matchesNobody {
+		return -1
+	}
+	id, ok := s.principalIDs[p]
+	if !ok {
+		id = int32(len(s.principalRefs))
+		s.principalIDs[p] = id
+		s.principalRefs = append(s.principalRefs, p.ref())
+	}
+	return id
+}
+
+func (s *Snapshot) rankPrincipals() {
+	byRef := make([]int32, len(s.principalRefs))
+	for i := range byRef {
+		byRef[i] = int32(i)
+	}
+	slices.SortFunc(byRef, func(a, b int32) int { return compareRefs(s.principalRefs[a], s.principalRefs[b]) })
+	s.principalRanks = make([]int32, len(byRef))
+	for rank, id := range byRef {
+		s.principalRanks[id] = int32(rank)
+	}
 }
 
 // lastWins returns items sorted by key with only the last of equal keys kept. The slice is a copy.
@@ -206,7 +244,8 @@ func (s *Snapshot) indexBindings() {
 // newBindingEntry resolves a binding's roleRef and subjects as the authorizer would for requests in namespace
 // scope ("" for ClusterRoleBindings).
 func (s *Snapshot) newBindingEntry(b *Binding, scope string) bindingEntry {
-	e := bindingEntry{b: b, subjects: make([]principal, len(b.Subjects))}
+	e := bindingEntry{b: b, ref: b.Ref(), subjects: make([]principal, len(b.Subjects)),
+		subjectIDs: make([]int32, len(b.Subjects))}
 	ref, ok := b.RoleRefObject()
 	switch {
 	case !ok:
@@ -222,6 +261,7 @@ func (s *Snapshot) newBindingEntry(b *Binding, scope string) bindingEntry {
 	}
 	for i, subj := range b.Subjects {
 		e.subjects[i] = subjectPrincipal(subj, scope)
+		e.subjectIDs[i] = s.principalID(e.subjects[i])
 		if e.subjects[i].kind == matchesNobody {
 			s.warn(b.Ref(), fmt.Sprintf("subject %d (%s %q) can never match a caller", i, subj.Kind, subj.Name))
 		}

@@ -262,7 +262,7 @@ func TestEffectivePermissions(t *testing.T) {
 	}
 	var got []string
 	for _, p := range ps {
-		got = append(got, p.Namespace+"|"+p.Binding.String()+"|"+FormatRule(&p.Rule))
+		got = append(got, p.Namespace+"|"+p.Binding.String()+"|"+FormatRule(p.Rule))
 	}
 	want := []string{
 		"|ClusterRoleBinding/crb|{verbs: get,list; apiGroups: \"\"; resources: pods}",
@@ -304,7 +304,11 @@ func TestAggregation(t *testing.T) {
 			map[string][]string{"self": {"get pods"}}, false},
 		{"empty selector selects all others", []Role{leafA, leafB, aggregating("all", metav1.LabelSelector{})},
 			map[string][]string{"all": {"get pods", "list pods"}}, false},
-		{"stale rules are replaced", []Role{leafA, func() Role { r := aggregating("v", sel("view", "true")); r.Rules = []rbacv1.PolicyRule{rule("*", "*", "*")}; return r }()},
+		{"stale rules are replaced", []Role{leafA, func() Role {
+			r := aggregating("v", sel("view", "true"))
+			r.Rules = []rbacv1.PolicyRule{rule("*", "*", "*")}
+			return r
+		}()},
 			map[string][]string{"v": {"get pods"}}, false},
 		{"invalid selector keeps own rules", []Role{leafA, func() Role {
 			r := aggregating("bad", metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "view", Operator: metav1.LabelSelectorOpIn}}})

@@ -60,9 +60,7 @@ func (g *generator) operator() operator {
 		if g.chance(0.3) {
 			op.group = app + ".example.com"
 		}
-		for _, s := range []string{plural(app), app + "configs", app + "policies", app + "bindings"}[:1+g.r.IntN(3)] {
-			op.kinds = append(op.kinds, s)
-		}
+		op.kinds = append(op.kinds, []string{plural(app), app + "configs", app + "policies", app + "bindings"}[:1+g.r.IntN(3)]...)
 	}
 	g.ops = append(g.ops, op)
 	return op

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kiem-io/kiem/graph"
@@ -108,7 +108,7 @@ func problems(out, syn *graph.Objects) []string {
 		case graph.KindServiceAccount, graph.KindPod:
 			errs = validation.IsDNS1123Subdomain(m.Name)
 		default:
-			errs = path.IsValidPathSegmentName(m.Name)
+			errs = content.IsPathSegmentName(m.Name)
 		}
 		if ref.Namespace != "" && !nss[ref.Namespace] {
 			errs = append(errs, "namespace does not exist")

@@ -92,9 +92,6 @@ func mailDomains() []string {
 	return []string{"example.com", "example.com", "example.com", "corp.example.com", "contractors.example.net", "example.org"}
 }
 
-// builtinNamespacedClusterRoles returns the built-in ClusterRoles real RoleBindings reference, most popular first.
-func builtinNamespacedClusterRoles() []string { return []string{"view", "edit", "admin"} }
-
 // builtinClusterWide returns the kubeadm v1.33 built-in ClusterRoles that ClusterRoleBindings of real clusters name, with a weight.
 func builtinClusterWide() []weighted {
 	return []weighted{

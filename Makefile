@@ -6,8 +6,8 @@ GO          ?= go
 GO_MIN      := 1.26
 ORACLE_DIR  := e2e/oracle
 BENCH_TIME  ?= 1x
-# Pinned; `go run pkg@version` builds it once into the Go build cache and needs no entry in go.mod.
-STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2
+# Pinned (v0.8.2 is staticcheck 2026.2.2); `go run pkg@version` builds it once into the Go build cache and needs no go.mod entry.
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build test test-unit test-oracle lint fmt prereq bench generate clean
 

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,6 +14,7 @@ import (
 // aggregated is the outcome of recomputing one aggregated ClusterRole.
 type aggregated struct {
 	rules []rbacv1.PolicyRule
+	keys  []string // keys[i] is ruleKey(&rules[i])
 	// from[i] names the ClusterRole rules[i] was first taken from.
 	from []ObjectRef
 }
@@ -78,71 +80,99 @@ func aggregate(clusterRoles []Role) (map[string]aggregated, []Warning) {
 	for _, a := range aggs {
 		out[a.name] = aggregated{}
 	}
-	rulesOf := func(i int) []rbacv1.PolicyRule {
+	// Keys of the rules of roles that are not recomputed, made once: passes look them up many times.
+	leafKeys := make(map[int][]string)
+	rulesOf := func(i int) ([]rbacv1.PolicyRule, []string) {
 		if cur, ok := out[clusterRoles[i].Name]; ok {
-			return cur.rules
+			return cur.rules, cur.keys
 		}
-		return clusterRoles[i].Rules
+		keys, ok := leafKeys[i]
+		if !ok {
+			keys = make([]string, len(clusterRoles[i].Rules))
+			for k := range keys {
+				keys[k] = ruleKey(&clusterRoles[i].Rules[k])
+			}
+			leafKeys[i] = keys
+		}
+		return clusterRoles[i].Rules, keys
 	}
-	// Rule sets only grow, so passes are bounded by the number of distinct rules; the cap only guards against a
-	// reordering that never settles, which the controller would also never settle.
-	for pass, changed := 0, true; changed; pass++ {
-		if pass == maxAggregationPasses {
-			warnings = append(warnings, Warning{Message: fmt.Sprintf(
-				"aggregated ClusterRoles did not settle after %d passes; rules are those of the last pass", pass)})
-			break
-		}
-		changed = false
+	// Rule sets only grow, so they settle after at most one pass per distinct rule. Once they have, a pass can
+	// still reorder rules along chains of aggregates; that settles within one pass per aggregated role, except
+	// in cycles whose members keep reordering each other, which the controller would rewrite forever too. Then
+	// kiem stops at the last pass and says so.
+	stableSets := 0
+	for {
+		setsChanged, orderChanged := false, false
+		var unsettled []string
 		for _, a := range aggs {
 			var next aggregated
 			seen := make(map[string]struct{})
 			for _, matched := range a.selectors {
 				for _, j := range matched {
-					for _, rule := range rulesOf(j) {
-						k := ruleKey(&rule)
+					rules, keys := rulesOf(j)
+					for r := range rules {
+						k := keys[r]
 						if _, dup := seen[k]; dup {
 							continue
 						}
 						seen[k] = struct{}{}
-						next.rules = append(next.rules, rule)
+						next.rules = append(next.rules, rules[r])
+						next.keys = append(next.keys, k)
 						next.from = append(next.from, clusterRoles[j].Ref())
 					}
 				}
 			}
-			if !sameRules(out[a.name].rules, next.rules) {
-				out[a.name] = next
-				changed = true
+			prev := out[a.name]
+			if slices.Equal(prev.keys, next.keys) {
+				continue
 			}
+			orderChanged = true
+			unsettled = append(unsettled, a.name)
+			if len(prev.keys) != len(next.keys) || !allIn(prev.keys, seen) {
+				setsChanged = true
+			}
+			out[a.name] = next
+		}
+		if !orderChanged {
+			break
+		}
+		if setsChanged {
+			stableSets = 0
+			continue
+		}
+		if stableSets++; stableSets > len(aggs) {
+			warnings = append(warnings, Warning{Message: fmt.Sprintf(
+				"aggregated ClusterRoles %s select each other in a cycle whose rule order never settles: the aggregation "+
+					"controller would rewrite them forever; their rules are complete, their order (and rule indexes) is one "+
+					"point of that cycle", strings.Join(unsettled, ", "))})
+			break
 		}
 	}
 	return out, warnings
 }
 
-// maxAggregationPasses bounds the fixed-point iteration of aggregate.
-const maxAggregationPasses = 10000
-
-// ruleKey encodes a rule so that two rules have the same key exactly when the controller's semantic deep
-// equality holds (field by field, order kept, nil equal to empty).
-func ruleKey(r *rbacv1.PolicyRule) string {
-	var b strings.Builder
-	for _, field := range [][]string{r.Verbs, r.APIGroups, r.Resources, r.ResourceNames, r.NonResourceURLs} {
-		fmt.Fprintf(&b, "%d:", len(field))
-		for _, s := range field {
-			fmt.Fprintf(&b, "%d:%s", len(s), s)
-		}
-		b.WriteByte('|')
-	}
-	return b.String()
-}
-
-func sameRules(a, b []rbacv1.PolicyRule) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if ruleKey(&a[i]) != ruleKey(&b[i]) {
+func allIn(keys []string, set map[string]struct{}) bool {
+	for _, k := range keys {
+		if _, ok := set[k]; !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// ruleKey encodes a rule so that two rules have the same key exactly when the controller's semantic deep
+// equality holds (field by field, order kept, nil equal to empty).
+func ruleKey(r *rbacv1.PolicyRule) string {
+	var b []byte
+	for _, field := range [][]string{r.Verbs, r.APIGroups, r.Resources, r.ResourceNames, r.NonResourceURLs} {
+		b = strconv.AppendInt(b, int64(len(field)), 10)
+		b = append(b, ':')
+		for _, s := range field {
+			b = strconv.AppendInt(b, int64(len(s)), 10)
+			b = append(b, ':')
+			b = append(b, s...)
+		}
+		b = append(b, '|')
+	}
+	return string(b)
 }

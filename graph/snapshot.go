@@ -122,15 +122,16 @@ func NewSnapshot(objs *Objects) *Snapshot {
 		Pods:                lastWins(objs.Pods, func(p *Pod) nsName { return nsName{p.Namespace, p.Name} }),
 	}
 	s.indexRoles()
-	s.principalID(principal{matchesGroup, GroupMasters}) // WhoCan always lists it
+	s.principalID(principal{matchesGroup, GroupMasters}, rbacv1.Subject{}) // WhoCan always lists it
 	s.indexBindings()
 	s.rankPrincipals()
 	return s
 }
 
 // principalID returns p's dense ID, assigning the next one to a principal not seen before; -1 for a subject that
-// matches nobody.
-func (s *Snapshot) principalID(p principal) int32 {
+// matches nobody. subj is how a binding names p: a principal any binding names as a ServiceAccount is reported
+// as that ServiceAccount, even when its name is not one the API would accept.
+func (s *Snapshot) principalID(p principal, subj rbacv1.Subject) int32 {
 	if p.kind == matchesNobody {
 		return -1
 	}
@@ -139,6 +140,10 @@ func (s *Snapshot) principalID(p principal) int32 {
 		id = int32(len(s.principalRefs))
 		s.principalIDs[p] = id
 		s.principalRefs = append(s.principalRefs, p.ref())
+	}
+	if subj.Kind == rbacv1.ServiceAccountKind && s.principalRefs[id].Kind != KindServiceAccount {
+		ns, _, _ := strings.Cut(strings.TrimPrefix(p.name, serviceAccountPrefix), ":")
+		s.principalRefs[id] = ObjectRef{Kind: KindServiceAccount, Namespace: ns, Name: subj.Name}
 	}
 	return id
 }
@@ -261,7 +266,7 @@ func (s *Snapshot) newBindingEntry(b *Binding, scope string) bindingEntry {
 	}
 	for i, subj := range b.Subjects {
 		e.subjects[i] = subjectPrincipal(subj, scope)
-		e.subjectIDs[i] = s.principalID(e.subjects[i])
+		e.subjectIDs[i] = s.principalID(e.subjects[i], subj)
 		if e.subjects[i].kind == matchesNobody {
 			s.warn(b.Ref(), fmt.Sprintf("subject %d (%s %q) can never match a caller", i, subj.Kind, subj.Name))
 		}

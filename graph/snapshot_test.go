@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -384,5 +385,54 @@ func TestWarnings(t *testing.T) {
 	slices.Sort(got)
 	if diff := cmp.Diff([]string{"dangling", "kind", "lower", "nons"}, got); diff != "" {
 		t.Fatalf("warned objects (-want +got):\n%s", diff)
+	}
+}
+
+func TestWhoCanNamesServiceAccountsAsBindingsDo(t *testing.T) {
+	s := world([]Role{role("", "r", rule("get", "", "pods"))},
+		binding("ns1", "a", "ClusterRole/r", "User:system:serviceaccount:ns1:Bad_SA"),
+		binding("ns1", "b", "ClusterRole/r", "ServiceAccount:Bad_SA"),
+		binding("ns1", "c", "ClusterRole/r", "User:system:serviceaccount:ns1:good"))
+	es, err := s.WhoCan(context.Background(), Action{Verb: "get", Resource: "pods", Namespace: "ns1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es[1:] {
+		got = append(got, e.Subject.String()+"="+strconv.Itoa(len(e.Paths)))
+	}
+	want := []string{"ServiceAccount/ns1/Bad_SA=2", "ServiceAccount/ns1/good=1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("WhoCan subjects (-want +got):\n%s", diff)
+	}
+}
+
+// TestAggregationCycleThatNeverSettles: the rule sets of a and r settle, but each sync reorders the other's rules,
+// as the controller would forever. kiem must stop, keep complete rule sets, and say so.
+func TestAggregationCycleThatNeverSettles(t *testing.T) {
+	s := world([]Role{
+		aggregating("a", metav1.LabelSelector{}),
+		aggregating("c", sel("agg", "y")),
+		role("", "e", rule("get", "", "pods")),
+		labelled(aggregating("r", metav1.LabelSelector{}), "agg", "y"),
+		labelled(role("", "v", rule("list", "", "pods")), "agg", "y"),
+	})
+	for _, name := range []string{"a", "c", "r"} {
+		r, _ := s.ClusterRole(name)
+		var got []string
+		for _, rl := range r.Rules {
+			got = append(got, rl.Verbs[0])
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff([]string{"get", "list"}, got); diff != "" {
+			t.Errorf("rules of %s (-want +got):\n%s", name, diff)
+		}
+	}
+	found := false
+	for _, w := range s.Warnings() {
+		found = found || strings.Contains(w.Message, "never settles")
+	}
+	if !found {
+		t.Fatalf("warnings %v lack the unsettled cycle", s.Warnings())
 	}
 }

@@ -7,24 +7,11 @@ import (
 	"testing"
 
 	"github.com/kiem-io/kiem/graph"
+	"github.com/kiem-io/kiem/internal/fixtures"
 )
 
 // realWorldDir holds the RBAC of widely used projects' install manifests, one multi-document file per project.
 const realWorldDir = "../../internal/fixtures/data/real-world"
-
-// installNamespace is the namespace a real-world file's install applies its unnamespaced objects to (see the
-// directory's README; the same table lives in kiem's internal/fixtures, which this module does not import).
-func installNamespace(file string) string {
-	switch file {
-	case "argo-cd.yaml":
-		return "argocd"
-	case "flux2.yaml":
-		return "flux-system"
-	case "external-dns.yaml":
-		return "default"
-	}
-	return ""
-}
 
 // TestCanRealWorldPolicies installs each real-world project over the kubeadm cluster's policy and compares Can
 // with the oracle. The installs add aggregated ClusterRoles of their own (kyverno) and roles labelled
@@ -45,7 +32,7 @@ func TestCanRealWorldPolicies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			install, err := ReadDocuments(data, installNamespace(name))
+			install, err := ReadDocuments(data, fixtures.InstallNamespace(name))
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}

@@ -20,6 +20,7 @@ const (
 	KindClusterRoleBinding Kind = "ClusterRoleBinding"
 	KindNamespace          Kind = "Namespace"
 	KindPod                Kind = "Pod"
+	KindNode               Kind = "Node"
 )
 
 // ObjectRef names one node. Namespace is empty for cluster-scoped kinds, users and groups.
@@ -131,6 +132,14 @@ type Pod struct {
 // Ref returns the reference of the pod.
 func (p *Pod) Ref() ObjectRef { return ObjectRef{Kind: KindPod, Namespace: p.Namespace, Name: p.Name} }
 
+// Node is a core/v1 Node: the name and labels kiem shows next to the pods that run there.
+type Node struct {
+	Meta
+}
+
+// Ref returns the reference of the node.
+func (n *Node) Ref() ObjectRef { return ObjectRef{Kind: KindNode, Name: n.Name} }
+
 // Objects is a set of API objects, the input of a snapshot. Order carries no meaning.
 type Objects struct {
 	Namespaces          []Namespace      `json:"namespaces,omitempty"`
@@ -140,12 +149,13 @@ type Objects struct {
 	RoleBindings        []Binding        `json:"roleBindings,omitempty"`
 	ClusterRoleBindings []Binding        `json:"clusterRoleBindings,omitempty"`
 	Pods                []Pod            `json:"pods,omitempty"`
+	Nodes               []Node           `json:"nodes,omitempty"`
 }
 
 // Count returns the number of objects of every kind together.
 func (o *Objects) Count() int {
 	return len(o.Namespaces) + len(o.ServiceAccounts) + len(o.Roles) + len(o.ClusterRoles) +
-		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods)
+		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods) + len(o.Nodes)
 }
 
 // Append adds every object of other to o. Objects named twice are resolved by NewSnapshot: the later wins.
@@ -157,4 +167,5 @@ func (o *Objects) Append(other *Objects) {
 	o.RoleBindings = append(o.RoleBindings, other.RoleBindings...)
 	o.ClusterRoleBindings = append(o.ClusterRoleBindings, other.ClusterRoleBindings...)
 	o.Pods = append(o.Pods, other.Pods...)
+	o.Nodes = append(o.Nodes, other.Nodes...)
 }

@@ -38,6 +38,7 @@ func (w Warning) String() string {
 type Snapshot struct {
 	objs     Objects
 	warnings []Warning
+	byRef    map[ObjectRef]Object // every object, pointing into objs
 
 	clusterRoles map[string]*roleEntry
 	roles        map[nsName]*roleEntry
@@ -120,11 +121,18 @@ func NewSnapshot(objs *Objects) *Snapshot {
 		RoleBindings:        lastWins(objs.RoleBindings, bindingKey),
 		ClusterRoleBindings: lastWins(objs.ClusterRoleBindings, func(b *Binding) nsName { return nsName{"", b.Name} }),
 		Pods:                lastWins(objs.Pods, func(p *Pod) nsName { return nsName{p.Namespace, p.Name} }),
+		Nodes:               lastWins(objs.Nodes, func(n *Node) nsName { return nsName{"", n.Name} }),
 	}
 	s.indexRoles()
 	s.principalID(principal{matchesGroup, GroupMasters}, rbacv1.Subject{}) // WhoCan always lists it
 	s.indexBindings()
 	s.rankPrincipals()
+	// After indexing, which sets the Kind of every role and binding.
+	s.byRef = make(map[ObjectRef]Object, s.objs.Count())
+	s.objs.Each(func(o Object) bool {
+		s.byRef[o.Ref()] = o
+		return true
+	})
 	return s
 }
 
@@ -309,6 +317,13 @@ func (s *Snapshot) warn(ref ObjectRef, msg string) {
 // Objects returns the indexed objects, sorted by namespace and name, with the rules of aggregated ClusterRoles
 // as kiem computed them. The result is shared: callers must not modify it.
 func (s *Snapshot) Objects() *Objects { return &s.objs }
+
+// Object returns the object ref names, as the snapshot holds it (aggregated rules computed). The result is shared:
+// callers must not modify it.
+func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
+	o, ok := s.byRef[ref]
+	return o, ok
+}
 
 // Warnings returns what NewSnapshot noticed: dangling roleRefs, subjects that can never match, aggregation
 // rules the controller would refuse.

@@ -12,13 +12,11 @@ import (
 func (s *Snapshot) Can(id Identity, a Action) Decision {
 	d := Decision{Superuser: id.InGroup(GroupMasters)}
 	combined := combinedResource(a)
-	s.visitBindings(id, a.namespace(), func(be *bindingEntry, subject int) {
-		for i := range be.role.r.Rules {
-			r := &be.role.r.Rules[i]
-			if !ruleAllowsCombined(r, a, combined) {
-				continue
+	s.visitBindings(id, a.namespace(), func(be *bindingEntry, role *roleEntry, subject int) {
+		for i := range role.r.Rules {
+			if ruleAllowsCombined(&role.r.Rules[i], a, combined) {
+				d.Reasons = append(d.Reasons, be.path(role, subject, i))
 			}
-			d.Reasons = append(d.Reasons, be.path(subject, i))
 		}
 	})
 	d.Allowed = d.Superuser || len(d.Reasons) > 0
@@ -26,35 +24,39 @@ func (s *Snapshot) Can(id Identity, a Action) Decision {
 }
 
 // visitBindings calls fn for every binding that applies to id for requests in namespace ns (ClusterRoleBindings
-// always, RoleBindings of ns when ns is set) and references an existing role, with the index of the binding's
-// first subject that names id. ClusterRoleBindings come first, each kind in name order.
-func (s *Snapshot) visitBindings(id Identity, ns string, fn func(be *bindingEntry, subject int)) {
+// always, RoleBindings of ns when ns is set) and references an existing role, with that role and the index of the
+// binding's first subject that names id. ClusterRoleBindings come first, each kind in name order.
+func (s *Snapshot) visitBindings(id Identity, ns string, fn func(be *bindingEntry, role *roleEntry, subject int)) {
 	var buf [32]int32
-	idx := s.collect(buf[:0], id, func(p principal) []int32 { return s.crbBySubject[p] })
+	idx := collect(buf[:0], id, s.rbac.bySubject)
 	for _, i := range idx {
-		be := &s.crbs[i]
-		if be.role != nil {
-			fn(be, be.firstSubject(id))
+		be := &s.rbac.entries[i]
+		if role := s.roleOf(be); role != nil {
+			fn(be, role, be.firstSubject(id))
 		}
 	}
 	if ns == "" {
 		return
 	}
-	idx = s.collect(buf[:0], id, func(p principal) []int32 { return s.rbByScoped[scoped{ns, p}] })
+	sh := s.nss[ns]
+	if sh == nil {
+		return
+	}
+	idx = collect(buf[:0], id, sh.bySubject)
 	for _, i := range idx {
-		be := &s.rbs[i]
-		if be.role != nil {
-			fn(be, be.firstSubject(id))
+		be := &sh.entries[i]
+		if role := s.roleOf(be); role != nil {
+			fn(be, role, be.firstSubject(id))
 		}
 	}
 }
 
-// collect gathers the binding indexes lookup returns for the identity's user name and each of its groups, sorted
+// collect gathers the binding indexes index holds for the identity's user name and each of its groups, sorted
 // and without repeats, appended to dst.
-func (s *Snapshot) collect(dst []int32, id Identity, lookup func(principal) []int32) []int32 {
-	dst = append(dst, lookup(principal{matchesUser, id.User})...)
+func collect(dst []int32, id Identity, index map[principal][]int32) []int32 {
+	dst = append(dst, index[principal{matchesUser, id.User}]...)
 	for _, g := range id.Groups {
-		dst = append(dst, lookup(principal{matchesGroup, g})...)
+		dst = append(dst, index[principal{matchesGroup, g}]...)
 	}
 	if len(dst) > 1 {
 		slices.Sort(dst)
@@ -74,17 +76,17 @@ func (be *bindingEntry) firstSubject(id Identity) int {
 }
 
 // path builds the grant path through subject index subject and rule index rule of the binding's role.
-func (be *bindingEntry) path(subject, rule int) GrantPath {
+func (be *bindingEntry) path(role *roleEntry, subject, rule int) GrantPath {
 	p := GrantPath{
 		Binding:      &be.ref,
 		Subject:      &be.b.Subjects[subject],
 		SubjectIndex: subject,
 		Role:         &be.roleRef,
 		RuleIndex:    rule,
-		Rule:         &be.role.r.Rules[rule],
+		Rule:         &role.r.Rules[rule],
 	}
-	if be.role.from != nil {
-		p.AggregatedFrom = &be.role.from[rule]
+	if role.from != nil {
+		p.AggregatedFrom = &role.from[rule]
 	}
 	return p
 }
@@ -106,31 +108,36 @@ func (s *Snapshot) EffectivePermissions(ctx context.Context, id Identity) ([]Per
 // returns false. It returns ctx's error if ctx ends first.
 func (s *Snapshot) VisitPermissions(ctx context.Context, id Identity, fn func(Permission) bool) error {
 	var buf [32]int32
-	visit := func(entries []bindingEntry, idx []int32) (bool, error) {
-		for n, i := range idx {
-			if n%256 == 0 {
-				if err := ctx.Err(); err != nil {
-					return false, err
-				}
-			}
+	visit := func(entries []bindingEntry, idx []int32) bool {
+		for _, i := range idx {
 			be := &entries[i]
-			if be.role == nil {
+			role := s.roleOf(be)
+			if role == nil {
 				continue
 			}
 			subject := be.firstSubject(id)
-			for r := range be.role.r.Rules {
-				if !fn(Permission{Namespace: be.b.Namespace, GrantPath: be.path(subject, r)}) {
-					return false, nil
+			for r := range role.r.Rules {
+				if !fn(Permission{Namespace: be.b.Namespace, GrantPath: be.path(role, subject, r)}) {
+					return false
 				}
 			}
 		}
-		return true, nil
+		return true
 	}
-	idx := s.collect(buf[:0], id, func(p principal) []int32 { return s.crbBySubject[p] })
-	if more, err := visit(s.crbs, idx); !more || err != nil {
-		return err
+	if !visit(s.rbac.entries, collect(buf[:0], id, s.rbac.bySubject)) {
+		return nil
 	}
-	idx = s.collect(buf[:0], id, func(p principal) []int32 { return s.rbBySubject[p] })
-	_, err := visit(s.rbs, idx)
-	return err
+	// Every namespace is asked: a few map lookups each, cheaper than keeping an index across shards current.
+	for n, ns := range s.nsNames {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		sh := s.nss[ns]
+		if !visit(sh.entries, collect(buf[:0], id, sh.bySubject)) {
+			return nil
+		}
+	}
+	return nil
 }

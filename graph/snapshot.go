@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 )
@@ -23,6 +24,14 @@ func (w Warning) String() string {
 	return w.Object.String() + ": " + w.Message
 }
 
+// SnapshotOptions tunes how a snapshot reads its objects.
+type SnapshotOptions struct {
+	// APIAggregation takes the rules of aggregated ClusterRoles as given, as the authorizer of a live cluster does
+	// once kube-controller-manager has written them. Without it (files, manifests, what-if overlays) kiem
+	// recomputes them as the controller would.
+	APIAggregation bool
+}
+
 // Snapshot is an immutable, indexed view of one set of objects that answers Can, WhoCan and
 // EffectivePermissions without scanning every binding. It is safe for concurrent use.
 //
@@ -31,35 +40,60 @@ func (w Warning) String() string {
 //	identity ──user name / group──▶ ClusterRoleBindings ──roleRef──▶ ClusterRole ──▶ rules
 //	identity ──(namespace, user name / group)──▶ RoleBindings ──roleRef──▶ Role | ClusterRole ──▶ rules
 //
-// and the reverse one for WhoCan: role ──▶ bindings that reference it (per namespace for RoleBindings).
-// ServiceAccount subjects are indexed by the user name they stand for, so a User subject named
-// system:serviceaccount:ns:name and a ServiceAccount subject ns/name meet in the same entry, as they do in the
-// authorizer.
+// and the reverse ones for WhoCan: role ──▶ bindings that reference it. ServiceAccount subjects are indexed by
+// the user name they stand for, so a User subject named system:serviceaccount:ns:name and a ServiceAccount
+// subject ns/name meet in the same entry, as they do in the authorizer.
+//
+// The indexes are sharded: one shard holds ClusterRoles and ClusterRoleBindings, one shard per namespace holds
+// its Roles, RoleBindings, ServiceAccounts and Pods, and one holds Namespaces and Nodes. Apply rebuilds only the
+// shards a change touches and shares the others with the snapshot it came from, so the live graph follows a
+// change in a namespace in microseconds. A RoleBinding's ClusterRole is therefore looked up at query time: the
+// cluster shard can change under an unchanged namespace shard.
 type Snapshot struct {
-	objs     Objects
+	opts SnapshotOptions
+	rbac *rbacShard
+	inv  *inventoryShard
+	nss  map[string]*nsShard
+	// nsNames lists the keys of nss in order, for answers that walk every namespace.
+	nsNames []string
+
+	table *principalTable
+	refs  []ObjectRef // principal refs by ID, as long as this snapshot needs: table.refs when it was built
+
+	objsOnce sync.Once
+	objs     *Objects
+	warnOnce sync.Once
 	warnings []Warning
-	byRef    map[ObjectRef]Object // every object, pointing into objs
+}
 
-	clusterRoles map[string]*roleEntry
-	roles        map[nsName]*roleEntry
-	rolesByNs    map[string][]*roleEntry // Roles of a namespace, by name
+// principalTable gives every user or group a binding names a dense ID, so that WhoCan can collect subjects
+// without hashing their names per query. It is shared by a snapshot and every snapshot applied from it and only
+// grows: a snapshot reads the IDs below the length it was built with, which never change.
+type principalTable struct {
+	mu   sync.Mutex
+	ids  map[principal]int32
+	refs []ObjectRef
+}
 
-	crbs []bindingEntry // ClusterRoleBindings by name
-	rbs  []bindingEntry // RoleBindings by namespace, then name
+func newPrincipalTable() *principalTable {
+	t := &principalTable{ids: make(map[principal]int32)}
+	t.id(principal{matchesGroup, GroupMasters}) // ID 0: WhoCan always lists it
+	return t
+}
 
-	crbBySubject map[principal][]int32 // ClusterRoleBindings naming a user or group
-	rbBySubject  map[principal][]int32 // RoleBindings naming a user or group, in any namespace
-	rbByScoped   map[scoped][]int32    // RoleBindings of one namespace naming a user or group
-
-	// Every user or group some binding names gets a dense ID, so that WhoCan can collect and order subjects
-	// without hashing or comparing their names per query.
-	principalIDs   map[principal]int32
-	principalRefs  []ObjectRef // by ID: the subject as WhoCan reports it
-	principalRanks []int32     // by ID: position in WhoCan's order (kind, namespace, name)
-
-	crbByClusterRole map[string][]int32 // ClusterRoleBindings by ClusterRole name
-	rbByRole         map[nsName][]int32 // RoleBindings by (namespace, Role name)
-	rbByClusterRole  map[nsName][]int32 // RoleBindings by (namespace, ClusterRole name)
+// id returns p's ID, assigning the next one to a principal not seen before; -1 for subjects that match nobody.
+// Callers hold mu.
+func (t *principalTable) id(p principal) int32 {
+	if p.kind == matchesNobody {
+		return -1
+	}
+	id, ok := t.ids[p]
+	if !ok {
+		id = int32(len(t.refs))
+		t.ids[p] = id
+		t.refs = append(t.refs, p.ref())
+	}
+	return id
 }
 
 type nsName struct{ ns, name string }
@@ -78,208 +112,95 @@ type principal struct {
 	name string
 }
 
-type scoped struct {
-	ns string
-	p  principal
-}
+// NewSnapshot indexes objs, recomputing aggregated ClusterRoles as kube-controller-manager would (see aggregate).
+// objs itself is not modified. When objs holds the same object twice, the later one wins, as a later apply would.
+func NewSnapshot(objs *Objects) *Snapshot { return NewSnapshotWith(objs, SnapshotOptions{}) }
 
-type roleEntry struct {
-	r    *Role
-	from []ObjectRef // per rule of an aggregated ClusterRole kiem recomputed; nil otherwise
-}
-
-type bindingEntry struct {
-	b          *Binding
-	ref        ObjectRef
-	role       *roleEntry // nil when the roleRef does not resolve: the binding grants nothing
-	roleRef    ObjectRef
-	subjects   []principal // per subject index
-	subjectIDs []int32     // per subject index: the principal ID, -1 for subjects that match nobody
-}
-
-// NewSnapshot indexes objs. Aggregated ClusterRoles are recomputed as kube-controller-manager would (see
-// aggregate); objs itself is not modified. When objs holds the same object twice, the later one wins, as a later
-// apply would.
-func NewSnapshot(objs *Objects) *Snapshot {
-	s := &Snapshot{
-		clusterRoles:     make(map[string]*roleEntry),
-		roles:            make(map[nsName]*roleEntry),
-		rolesByNs:        make(map[string][]*roleEntry),
-		principalIDs:     make(map[principal]int32),
-		crbBySubject:     make(map[principal][]int32),
-		rbBySubject:      make(map[principal][]int32),
-		rbByScoped:       make(map[scoped][]int32),
-		crbByClusterRole: make(map[string][]int32),
-		rbByRole:         make(map[nsName][]int32),
-		rbByClusterRole:  make(map[nsName][]int32),
+// NewSnapshotWith is NewSnapshot with options.
+func NewSnapshotWith(objs *Objects, opts SnapshotOptions) *Snapshot {
+	s := &Snapshot{opts: opts, table: newPrincipalTable(), nss: make(map[string]*nsShard)}
+	s.table.mu.Lock()
+	defer s.table.mu.Unlock()
+	s.rbac = buildRBACShard(lastWins(objs.ClusterRoles, nameKey[Role]), lastWins(objs.ClusterRoleBindings, nameKey[Binding]), opts, s.table)
+	s.inv = buildInventoryShard(lastWins(objs.Namespaces, nameKey[Namespace]), lastWins(objs.Nodes, nameKey[Node]))
+	byNs := make(map[string]*Objects)
+	of := func(ns string) *Objects {
+		o := byNs[ns]
+		if o == nil {
+			o = &Objects{}
+			byNs[ns] = o
+		}
+		return o
 	}
-	s.objs = Objects{
-		Namespaces:          lastWins(objs.Namespaces, func(n *Namespace) nsName { return nsName{"", n.Name} }),
-		ServiceAccounts:     lastWins(objs.ServiceAccounts, func(a *ServiceAccount) nsName { return nsName{a.Namespace, a.Name} }),
-		Roles:               lastWins(objs.Roles, roleKey),
-		ClusterRoles:        lastWins(objs.ClusterRoles, func(r *Role) nsName { return nsName{"", r.Name} }),
-		RoleBindings:        lastWins(objs.RoleBindings, bindingKey),
-		ClusterRoleBindings: lastWins(objs.ClusterRoleBindings, func(b *Binding) nsName { return nsName{"", b.Name} }),
-		Pods:                lastWins(objs.Pods, func(p *Pod) nsName { return nsName{p.Namespace, p.Name} }),
-		Nodes:               lastWins(objs.Nodes, func(n *Node) nsName { return nsName{"", n.Name} }),
+	for _, r := range objs.Roles {
+		of(r.Namespace).Roles = append(of(r.Namespace).Roles, r)
 	}
-	s.indexRoles()
-	s.principalID(principal{matchesGroup, GroupMasters}, rbacv1.Subject{}) // WhoCan always lists it
-	s.indexBindings()
-	s.rankPrincipals()
-	// After indexing, which sets the Kind of every role and binding.
-	s.byRef = make(map[ObjectRef]Object, s.objs.Count())
-	s.objs.Each(func(o Object) bool {
-		s.byRef[o.Ref()] = o
-		return true
-	})
+	for _, b := range objs.RoleBindings {
+		of(b.Namespace).RoleBindings = append(of(b.Namespace).RoleBindings, b)
+	}
+	for _, a := range objs.ServiceAccounts {
+		of(a.Namespace).ServiceAccounts = append(of(a.Namespace).ServiceAccounts, a)
+	}
+	for _, p := range objs.Pods {
+		of(p.Namespace).Pods = append(of(p.Namespace).Pods, p)
+	}
+	for ns, o := range byNs {
+		s.nss[ns] = buildNsShard(ns, lastWins(o.Roles, nameKey[Role]), lastWins(o.RoleBindings, nameKey[Binding]),
+			lastWins(o.ServiceAccounts, nameKey[ServiceAccount]), lastWins(o.Pods, nameKey[Pod]), s.table)
+	}
+	s.finish()
 	return s
 }
 
-// principalID returns p's dense ID, assigning the next one to a principal not seen before; -1 for a subject that
-// matches nobody. subj is how a binding names p: a principal any binding names as a ServiceAccount is reported
-// as that ServiceAccount, even when its name is not one the API would accept.
-func (s *Snapshot) principalID(p principal, subj rbacv1.Subject) int32 {
-	if p.kind == matchesNobody {
-		return -1
+// finish sets what derives from the shards. Callers hold table.mu.
+func (s *Snapshot) finish() {
+	s.nsNames = s.nsNames[:0]
+	for ns := range s.nss {
+		s.nsNames = append(s.nsNames, ns)
 	}
-	id, ok := s.principalIDs[p]
-	if !ok {
-		id = int32(len(s.principalRefs))
-		s.principalIDs[p] = id
-		s.principalRefs = append(s.principalRefs, p.ref())
-	}
-	if subj.Kind == rbacv1.ServiceAccountKind && s.principalRefs[id].Kind != KindServiceAccount {
-		ns, _, _ := strings.Cut(strings.TrimPrefix(p.name, serviceAccountPrefix), ":")
-		s.principalRefs[id] = ObjectRef{Kind: KindServiceAccount, Namespace: ns, Name: subj.Name}
-	}
-	return id
+	slices.Sort(s.nsNames)
+	s.refs = s.table.refs
 }
 
-func (s *Snapshot) rankPrincipals() {
-	byRef := make([]int32, len(s.principalRefs))
-	for i := range byRef {
-		byRef[i] = int32(i)
+type named interface{ Namespace | ServiceAccount | Role | Binding | Pod | Node }
+
+// nameKey is the key of lastWins inside one shard, where every object shares the namespace.
+func nameKey[T named](o *T) string {
+	switch v := any(o).(type) {
+	case *Namespace:
+		return v.Name
+	case *ServiceAccount:
+		return v.Name
+	case *Role:
+		return v.Name
+	case *Binding:
+		return v.Name
+	case *Pod:
+		return v.Name
+	case *Node:
+		return v.Name
 	}
-	slices.SortFunc(byRef, func(a, b int32) int { return compareRefs(s.principalRefs[a], s.principalRefs[b]) })
-	s.principalRanks = make([]int32, len(byRef))
-	for rank, id := range byRef {
-		s.principalRanks[id] = int32(rank)
-	}
+	return ""
 }
 
 // lastWins returns items sorted by key with only the last of equal keys kept. The slice is a copy.
-func lastWins[T any](items []T, key func(*T) nsName) []T {
-	out := slices.Clone(items)
-	idx := make([]int, len(out))
+func lastWins[T any](items []T, key func(*T) string) []T {
+	idx := make([]int, len(items))
 	for i := range idx {
 		idx[i] = i
 	}
 	// Sort positions by key, later positions first among equals, then keep the first of each key.
 	slices.SortFunc(idx, func(a, b int) int {
-		ka, kb := key(&out[a]), key(&out[b])
-		if c := cmp.Or(strings.Compare(ka.ns, kb.ns), strings.Compare(ka.name, kb.name)); c != 0 {
-			return c
-		}
-		return cmp.Compare(b, a)
+		return cmp.Or(strings.Compare(key(&items[a]), key(&items[b])), cmp.Compare(b, a))
 	})
-	res := make([]T, 0, len(out))
+	res := make([]T, 0, len(items))
 	for i, p := range idx {
-		if i > 0 && key(&out[idx[i-1]]) == key(&out[p]) {
+		if i > 0 && key(&items[idx[i-1]]) == key(&items[p]) {
 			continue
 		}
-		res = append(res, out[p])
+		res = append(res, items[p])
 	}
 	return res
-}
-
-func roleKey(r *Role) nsName       { return nsName{r.Namespace, r.Name} }
-func bindingKey(b *Binding) nsName { return nsName{b.Namespace, b.Name} }
-
-func (s *Snapshot) indexRoles() {
-	agg, warnings := aggregate(s.objs.ClusterRoles)
-	s.warnings = append(s.warnings, warnings...)
-	for i := range s.objs.ClusterRoles {
-		r := &s.objs.ClusterRoles[i]
-		r.Kind = KindClusterRole
-		e := &roleEntry{r: r}
-		if a, ok := agg[r.Name]; ok {
-			r.Rules, e.from = a.rules, a.from
-		}
-		s.clusterRoles[r.Name] = e
-	}
-	for i := range s.objs.Roles {
-		r := &s.objs.Roles[i]
-		r.Kind = KindRole
-		e := &roleEntry{r: r}
-		s.roles[roleKey(r)] = e
-		s.rolesByNs[r.Namespace] = append(s.rolesByNs[r.Namespace], e)
-	}
-}
-
-func (s *Snapshot) indexBindings() {
-	s.crbs = make([]bindingEntry, len(s.objs.ClusterRoleBindings))
-	for i := range s.objs.ClusterRoleBindings {
-		b := &s.objs.ClusterRoleBindings[i]
-		b.Kind = KindClusterRoleBinding
-		e := s.newBindingEntry(b, "")
-		s.crbs[i] = e
-		for _, p := range uniquePrincipals(e.subjects) {
-			s.crbBySubject[p] = append(s.crbBySubject[p], int32(i))
-		}
-		if e.role != nil && e.roleRef.Kind == KindClusterRole {
-			s.crbByClusterRole[e.roleRef.Name] = append(s.crbByClusterRole[e.roleRef.Name], int32(i))
-		}
-	}
-	s.rbs = make([]bindingEntry, len(s.objs.RoleBindings))
-	for i := range s.objs.RoleBindings {
-		b := &s.objs.RoleBindings[i]
-		b.Kind = KindRoleBinding
-		e := s.newBindingEntry(b, b.Namespace)
-		s.rbs[i] = e
-		for _, p := range uniquePrincipals(e.subjects) {
-			s.rbBySubject[p] = append(s.rbBySubject[p], int32(i))
-			k := scoped{b.Namespace, p}
-			s.rbByScoped[k] = append(s.rbByScoped[k], int32(i))
-		}
-		if e.role == nil {
-			continue
-		}
-		k := nsName{b.Namespace, e.roleRef.Name}
-		if e.roleRef.Kind == KindClusterRole {
-			s.rbByClusterRole[k] = append(s.rbByClusterRole[k], int32(i))
-		} else {
-			s.rbByRole[k] = append(s.rbByRole[k], int32(i))
-		}
-	}
-}
-
-// newBindingEntry resolves a binding's roleRef and subjects as the authorizer would for requests in namespace
-// scope ("" for ClusterRoleBindings).
-func (s *Snapshot) newBindingEntry(b *Binding, scope string) bindingEntry {
-	e := bindingEntry{b: b, ref: b.Ref(), subjects: make([]principal, len(b.Subjects)),
-		subjectIDs: make([]int32, len(b.Subjects))}
-	ref, ok := b.RoleRefObject()
-	switch {
-	case !ok:
-		s.warn(b.Ref(), fmt.Sprintf("roleRef kind %q is neither Role nor ClusterRole: the binding grants nothing", b.RoleRef.Kind))
-	case ref.Kind == KindClusterRole:
-		e.role = s.clusterRoles[ref.Name]
-	default:
-		e.role = s.roles[nsName{ref.Namespace, ref.Name}]
-	}
-	e.roleRef = ref
-	if ok && e.role == nil {
-		s.warn(b.Ref(), fmt.Sprintf("roleRef %s does not exist: the binding grants nothing", ref))
-	}
-	for i, subj := range b.Subjects {
-		e.subjects[i] = subjectPrincipal(subj, scope)
-		e.subjectIDs[i] = s.principalID(e.subjects[i], subj)
-		if e.subjects[i].kind == matchesNobody {
-			s.warn(b.Ref(), fmt.Sprintf("subject %d (%s %q) can never match a caller", i, subj.Kind, subj.Name))
-		}
-	}
-	return e
 }
 
 // subjectPrincipal returns what a binding subject matches. A ServiceAccount subject without a namespace means the
@@ -300,38 +221,98 @@ func subjectPrincipal(subj rbacv1.Subject, scope string) principal {
 	return principal{}
 }
 
-func uniquePrincipals(ps []principal) []principal {
-	out := make([]principal, 0, len(ps))
-	for _, p := range ps {
-		if p.kind != matchesNobody && !slices.Contains(out, p) {
-			out = append(out, p)
+// Objects returns every object of the snapshot, sorted by kind, namespace and name, with the rules of aggregated
+// ClusterRoles as the snapshot uses them. It is assembled on first use; the result is shared: callers must not
+// modify it.
+func (s *Snapshot) Objects() *Objects {
+	s.objsOnce.Do(func() {
+		o := &Objects{
+			Namespaces:          s.inv.namespaces,
+			Nodes:               s.inv.nodes,
+			ClusterRoles:        make([]Role, len(s.rbac.roles)),
+			ClusterRoleBindings: s.rbac.bindings,
+		}
+		for i, e := range s.rbac.roles {
+			o.ClusterRoles[i] = *e.r
+		}
+		for _, ns := range s.nsNames {
+			sh := s.nss[ns]
+			o.ServiceAccounts = append(o.ServiceAccounts, sh.serviceAccounts...)
+			o.RoleBindings = append(o.RoleBindings, sh.bindings...)
+			o.Pods = append(o.Pods, sh.pods...)
+			for _, e := range sh.roles {
+				o.Roles = append(o.Roles, *e.r)
+			}
+		}
+		s.objs = o
+	})
+	return s.objs
+}
+
+// Object returns the object ref names as it was given (an aggregated ClusterRole with the rules it came with;
+// ClusterRole returns the rules the snapshot uses). The result is shared: callers must not modify it.
+func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
+	switch ref.Kind {
+	case KindClusterRole:
+		if e, ok := s.rbac.byName[ref.Name]; ok {
+			return e.src, true
+		}
+	case KindClusterRoleBinding:
+		if i, ok := s.rbac.bindingByName[ref.Name]; ok {
+			return &s.rbac.bindings[i], true
+		}
+	case KindNamespace:
+		if i, ok := s.inv.nsByName[ref.Name]; ok {
+			return &s.inv.namespaces[i], true
+		}
+	case KindNode:
+		if i, ok := s.inv.nodeByName[ref.Name]; ok {
+			return &s.inv.nodes[i], true
+		}
+	case KindRole, KindRoleBinding, KindServiceAccount, KindPod:
+		if sh := s.nss[ref.Namespace]; sh != nil {
+			return sh.object(ref)
+		}
+	}
+	return nil, false
+}
+
+// Warnings returns what the snapshot noticed: dangling roleRefs, subjects that can never match, aggregation
+// rules the controller would refuse or that never settle.
+func (s *Snapshot) Warnings() []Warning {
+	s.warnOnce.Do(func() {
+		s.warnings = append(s.warnings, s.rbac.warnings...)
+		for i := range s.rbac.entries {
+			s.warnings = append(s.warnings, s.bindingWarnings(&s.rbac.entries[i])...)
+		}
+		for _, ns := range s.nsNames {
+			for i := range s.nss[ns].entries {
+				s.warnings = append(s.warnings, s.bindingWarnings(&s.nss[ns].entries[i])...)
+			}
+		}
+	})
+	return s.warnings
+}
+
+func (s *Snapshot) bindingWarnings(be *bindingEntry) []Warning {
+	var out []Warning
+	warn := func(msg string) { out = append(out, Warning{Object: be.ref, Message: msg}) }
+	if be.roleRef.Kind == "" {
+		warn(fmt.Sprintf("roleRef kind %q is neither Role nor ClusterRole: the binding grants nothing", be.b.RoleRef.Kind))
+	} else if s.roleOf(be) == nil {
+		warn(fmt.Sprintf("roleRef %s does not exist: the binding grants nothing", be.roleRef))
+	}
+	for i, p := range be.subjects {
+		if p.kind == matchesNobody {
+			warn(fmt.Sprintf("subject %d (%s %q) can never match a caller", i, be.b.Subjects[i].Kind, be.b.Subjects[i].Name))
 		}
 	}
 	return out
 }
 
-func (s *Snapshot) warn(ref ObjectRef, msg string) {
-	s.warnings = append(s.warnings, Warning{Object: ref, Message: msg})
-}
-
-// Objects returns the indexed objects, sorted by namespace and name, with the rules of aggregated ClusterRoles
-// as kiem computed them. The result is shared: callers must not modify it.
-func (s *Snapshot) Objects() *Objects { return &s.objs }
-
-// Object returns the object ref names, as the snapshot holds it (aggregated rules computed). The result is shared:
-// callers must not modify it.
-func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
-	o, ok := s.byRef[ref]
-	return o, ok
-}
-
-// Warnings returns what NewSnapshot noticed: dangling roleRefs, subjects that can never match, aggregation
-// rules the controller would refuse.
-func (s *Snapshot) Warnings() []Warning { return s.warnings }
-
-// ClusterRole returns the ClusterRole called name, with aggregated rules computed.
+// ClusterRole returns the ClusterRole called name, with the rules the snapshot uses (aggregated ones computed).
 func (s *Snapshot) ClusterRole(name string) (*Role, bool) {
-	e, ok := s.clusterRoles[name]
+	e, ok := s.rbac.byName[name]
 	if !ok {
 		return nil, false
 	}
@@ -340,9 +321,29 @@ func (s *Snapshot) ClusterRole(name string) (*Role, bool) {
 
 // Role returns the Role ns/name.
 func (s *Snapshot) Role(ns, name string) (*Role, bool) {
-	e, ok := s.roles[nsName{ns, name}]
+	sh := s.nss[ns]
+	if sh == nil {
+		return nil, false
+	}
+	e, ok := sh.roleByName[name]
 	if !ok {
 		return nil, false
 	}
 	return e.r, true
+}
+
+// roleOf resolves a binding's role: a Role in the binding's own shard, or a ClusterRole of the cluster shard,
+// looked up now because that shard may be newer than the binding's.
+func (s *Snapshot) roleOf(be *bindingEntry) *roleEntry {
+	switch {
+	case be.roleRef.Kind == KindClusterRole:
+		return s.rbac.byName[be.roleRef.Name]
+	case be.ref.Kind == KindClusterRoleBinding && be.roleRef.Kind == KindRole:
+		// The authorizer looks the Role up in namespace "": only objects given without one can be there.
+		if sh := s.nss[""]; sh != nil {
+			return sh.roleByName[be.roleRef.Name]
+		}
+		return nil
+	}
+	return be.role
 }

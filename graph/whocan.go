@@ -16,6 +16,10 @@ import (
 // namespace are visited: ClusterRoleBindings, and for resource requests in a namespace the RoleBindings there.
 func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) {
 	ns := a.namespace()
+	var sh *nsShard
+	if ns != "" {
+		sh = s.nss[ns]
+	}
 	combined := combinedResource(a)
 	// ruleBuf holds, for every role that allows a, the indexes of its allowing rules; hits point into it.
 	var ruleBuf []int32
@@ -30,59 +34,77 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 	}
 
 	var crbHits, rbHits []bindingHit
-	for n := range s.objs.ClusterRoles {
-		name := s.objs.ClusterRoles[n].Name
+	for n, e := range s.rbac.roles {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		crbs, rbs := s.crbByClusterRole[name], s.rbByClusterRole[nsName{ns, name}]
-		if len(crbs) == 0 && (ns == "" || len(rbs) == 0) {
+		name := e.r.Name
+		crbs := s.rbac.byClusterRole[name]
+		var rbs []int32
+		if sh != nil {
+			rbs = sh.byClusterRole[name]
+		}
+		if len(crbs) == 0 && len(rbs) == 0 {
 			continue
 		}
-		lo, hi := allowed(s.clusterRoles[name])
+		lo, hi := allowed(e)
 		if lo == hi {
 			continue
 		}
 		for _, i := range crbs {
-			crbHits = append(crbHits, bindingHit{i, lo, hi})
+			crbHits = append(crbHits, bindingHit{i, lo, hi, e})
 		}
-		if ns != "" {
-			for _, i := range rbs {
-				rbHits = append(rbHits, bindingHit{i, lo, hi})
-			}
+		for _, i := range rbs {
+			rbHits = append(rbHits, bindingHit{i, lo, hi, e})
 		}
 	}
-	if ns != "" {
-		for _, e := range s.rolesByNs[ns] {
-			rbs := s.rbByRole[nsName{ns, e.r.Name}]
+	if sh != nil {
+		for _, e := range sh.roles {
+			rbs := sh.byRole[e.r.Name]
 			if len(rbs) == 0 {
 				continue
 			}
 			if lo, hi := allowed(e); lo < hi {
 				for _, i := range rbs {
-					rbHits = append(rbHits, bindingHit{i, lo, hi})
+					rbHits = append(rbHits, bindingHit{i, lo, hi, e})
 				}
 			}
 		}
 	}
-	// Paths are reported in the order Can reports reasons: ClusterRoleBindings, then RoleBindings, by index.
+	if s.nss[""] != nil {
+		// ClusterRoleBindings to Roles look in namespace "" (see roleOf); only objects given without a namespace
+		// live there, so this costs nothing on real data.
+		for i := range s.rbac.entries {
+			be := &s.rbac.entries[i]
+			if e := s.roleOf(be); e != nil && be.roleRef.Kind == KindRole {
+				if lo, hi := allowed(e); lo < hi {
+					crbHits = append(crbHits, bindingHit{int32(i), lo, hi, e})
+				}
+			}
+		}
+	}
+
+	// Paths are reported in the order Can reports reasons: ClusterRoleBindings, then RoleBindings, by name.
 	byBinding := func(x, y bindingHit) int { return cmp.Compare(x.binding, y.binding) }
 	slices.SortFunc(crbHits, byBinding)
 	slices.SortFunc(rbHits, byBinding)
+	var rbEntries []bindingEntry
+	if sh != nil {
+		rbEntries = sh.entries
+	}
 	groups := [2]struct {
 		entries []bindingEntry
 		hits    []bindingHit
-	}{{s.crbs, crbHits}, {s.rbs, rbHits}}
+	}{{s.rbac.entries, crbHits}, {rbEntries, rbHits}}
 
 	// Two passes over the hits: the first finds the subjects and counts their paths, so that every path lands in
 	// one shared array; the second fills it. WhoCan answers on large clusters hold thousands of paths.
-	mastersID := s.principalIDs[principal{matchesGroup, GroupMasters}]
-	index := map[int32]int32{mastersID: 0}
-	ids := []int32{mastersID}
+	index := map[int32]int32{0: 0} // principal ID 0 is system:masters
+	out := []WhoCanEntry{{Subject: s.refs[0], Superuser: true}}
 	counts := []int{0}
-	forEachGrant := func(fn func(entry int32, be *bindingEntry, subject int, rules []int32)) {
+	forEachGrant := func(fn func(entry int32, be *bindingEntry, h bindingHit, subject int)) {
 		for _, g := range groups {
 			for _, h := range g.hits {
 				be := &g.entries[h.binding]
@@ -92,44 +114,40 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 					}
 					e, ok := index[id]
 					if !ok {
-						e = int32(len(ids))
+						e = int32(len(out))
 						index[id] = e
-						ids = append(ids, id)
+						out = append(out, WhoCanEntry{Subject: s.refs[id]})
 						counts = append(counts, 0)
 					}
-					fn(e, be, si, ruleBuf[h.lo:h.hi])
+					fn(e, be, h, si)
 				}
 			}
 		}
 	}
-	forEachGrant(func(e int32, _ *bindingEntry, _ int, rules []int32) { counts[e] += len(rules) })
+	forEachGrant(func(e int32, be *bindingEntry, h bindingHit, si int) {
+		counts[e] += int(h.hi - h.lo)
+		if ref := be.subjectRef(s.refs, si); ref != out[e].Subject && out[e].Subject.Kind != KindServiceAccount {
+			out[e].Subject = ref
+		}
+	})
 	total := 0
 	for _, c := range counts {
 		total += c
 	}
 	paths := make([]GrantPath, total)
-	entryPaths := make([][]GrantPath, len(counts))
 	for e, off := 0, 0; e < len(counts); e++ {
-		entryPaths[e] = paths[off : off : off+counts[e]]
+		out[e].Paths = paths[off:off:off+counts[e]]
 		off += counts[e]
 	}
-	forEachGrant(func(e int32, be *bindingEntry, si int, rules []int32) {
-		for _, r := range rules {
-			entryPaths[e] = append(entryPaths[e], be.path(si, int(r)))
+	forEachGrant(func(e int32, be *bindingEntry, h bindingHit, si int) {
+		for _, r := range ruleBuf[h.lo:h.hi] {
+			out[e].Paths = append(out[e].Paths, be.path(h.role, si, int(r)))
 		}
 	})
-
-	// system:masters first, then by kind, namespace and name, through the ranks computed once per snapshot.
-	order := make([]int32, len(ids)-1)
-	for i := range order {
-		order[i] = int32(i + 1)
+	if len(out[0].Paths) == 0 {
+		out[0].Paths = nil
 	}
-	slices.SortFunc(order, func(x, y int32) int { return cmp.Compare(s.principalRanks[ids[x]], s.principalRanks[ids[y]]) })
-	out := make([]WhoCanEntry, 0, len(ids))
-	out = append(out, WhoCanEntry{Subject: s.principalRefs[mastersID], Superuser: true, Paths: nilIfEmpty(entryPaths[0])})
-	for _, e := range order {
-		out = append(out, WhoCanEntry{Subject: s.principalRefs[ids[e]], Paths: entryPaths[e]})
-	}
+	slices.SortFunc(out[1:], func(x, y WhoCanEntry) int { return compareRefs(x.Subject, y.Subject) })
 	return out, nil
 }
 
@@ -137,27 +155,10 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 type bindingHit struct {
 	binding int32
 	lo, hi  int32
-}
-
-// ref names the subject a principal stands for: a user name that is a ServiceAccount's is that ServiceAccount.
-func (p principal) ref() ObjectRef {
-	if p.kind == matchesGroup {
-		return ObjectRef{Kind: KindGroup, Name: p.name}
-	}
-	if ns, name, ok := SplitServiceAccountUsername(p.name); ok {
-		return ObjectRef{Kind: KindServiceAccount, Namespace: ns, Name: name}
-	}
-	return ObjectRef{Kind: KindUser, Name: p.name}
+	role    *roleEntry
 }
 
 func compareRefs(a, b ObjectRef) int {
 	return cmp.Or(strings.Compare(string(a.Kind), string(b.Kind)),
 		strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-}
-
-func nilIfEmpty(p []GrantPath) []GrantPath {
-	if len(p) == 0 {
-		return nil
-	}
-	return p
 }

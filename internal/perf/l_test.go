@@ -267,3 +267,55 @@ func BenchmarkLoadL(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyL measures how the live graph follows one change on L: Apply rebuilds only the shard the change
+// touches (a namespace; or ClusterRoles and ClusterRoleBindings, aggregation included) and shares the rest.
+func BenchmarkApplyL(b *testing.B) {
+	objs := workloadL(b)
+	snap := graph.NewSnapshot(objs)
+	o := snap.Objects()
+	rb, crb, cr := o.RoleBindings[len(o.RoleBindings)/2], o.ClusterRoleBindings[len(o.ClusterRoleBindings)/2], o.ClusterRoles[len(o.ClusterRoles)/2]
+	pod := o.Pods[len(o.Pods)/2]
+	for _, tc := range []struct {
+		name   string
+		change func(i int) graph.Change
+	}{
+		{"RoleBinding", func(i int) graph.Change {
+			n := rb
+			n.Name = fmt.Sprintf("bench-%d", i)
+			return graph.NewChange(nil, &n)
+		}},
+		{"Pod", func(i int) graph.Change {
+			n := pod
+			n.Name = fmt.Sprintf("bench-%d", i)
+			return graph.NewChange(nil, &n)
+		}},
+		{"ClusterRoleBinding", func(i int) graph.Change {
+			n := crb
+			n.Name = fmt.Sprintf("bench-%d", i)
+			return graph.NewChange(nil, &n)
+		}},
+		{"ClusterRole", func(i int) graph.Change {
+			n := cr
+			n.Labels = map[string]string{"bench": fmt.Sprint(i)}
+			return graph.NewChange(&cr, &n)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var l latencies
+			cur := snap
+			i := 0
+			for b.Loop() {
+				c := tc.change(i)
+				i++
+				t := time.Now()
+				cur = cur.Apply([]graph.Change{c})
+				l = append(l, time.Since(t))
+			}
+			report(b, "Apply one "+tc.name, l)
+		})
+	}
+	start := time.Now()
+	graph.NewSnapshot(objs)
+	fmt.Printf("L full rebuild for comparison: %v\n", time.Since(start))
+}

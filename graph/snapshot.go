@@ -162,7 +162,9 @@ func (s *Snapshot) finish() {
 	s.refs = s.table.refs
 }
 
-type named interface{ Namespace | ServiceAccount | Role | Binding | Pod | Node }
+type named interface {
+	Namespace | ServiceAccount | Role | Binding | Pod | Node
+}
 
 // nameKey is the key of lastWins inside one shard, where every object shares the namespace.
 func nameKey[T named](o *T) string {

@@ -136,7 +136,7 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 	}
 	paths := make([]GrantPath, total)
 	for e, off := 0, 0; e < len(counts); e++ {
-		out[e].Paths = paths[off:off:off+counts[e]]
+		out[e].Paths = paths[off : off : off+counts[e]]
 		off += counts[e]
 	}
 	forEachGrant(func(e int32, be *bindingEntry, h bindingHit, si int) {

@@ -15,6 +15,8 @@ import (
 type aggregated struct {
 	rules []rbacv1.PolicyRule
 	keys  []string // keys[i] is ruleKey(&rules[i])
+	// selectors are the role's parsed selectors.
+	selectors []labels.Selector
 	// from[i] names the ClusterRole rules[i] was first taken from.
 	from []ObjectRef
 }
@@ -36,6 +38,7 @@ func aggregate(clusterRoles []Role) (map[string]aggregated, []Warning) {
 	type aggRole struct {
 		name      string
 		selectors [][]int // per selector, indexes into clusterRoles of the roles it matches, in name order
+		parsed    []labels.Selector
 	}
 	byName := make([]int, len(clusterRoles))
 	for i := range byName {
@@ -67,6 +70,7 @@ func aggregate(clusterRoles []Role) (map[string]aggregated, []Warning) {
 				}
 			}
 			a.selectors = append(a.selectors, matched)
+			a.parsed = append(a.parsed, sel)
 		}
 		if valid {
 			aggs = append(aggs, a)
@@ -147,6 +151,11 @@ func aggregate(clusterRoles []Role) (map[string]aggregated, []Warning) {
 					"point of that cycle", strings.Join(unsettled, ", "))})
 			break
 		}
+	}
+	for _, a := range aggs {
+		v := out[a.name]
+		v.selectors = a.parsed
+		out[a.name] = v
 	}
 	return out, warnings
 }

@@ -44,11 +44,14 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 		}
 	}
 
-	n := &Snapshot{opts: s.opts, rbac: s.rbac, inv: s.inv, nss: s.nss, table: s.table}
+	n := &Snapshot{opts: s.opts, cr: s.cr, crb: s.crb, inv: s.inv, nss: s.nss, table: s.table}
 	n.table.mu.Lock()
 	defer n.table.mu.Unlock()
-	if crs != nil || crbs != nil {
-		n.rbac = buildRBACShard(edit(s.rbac.srcRoles, crs), edit(s.rbac.bindings, crbs), s.opts, s.table)
+	if crs != nil {
+		n.cr = s.cr.withEdits(crs, s.opts)
+	}
+	if crbs != nil {
+		n.crb = buildCRBShard(edit(s.crb.bindings, crbs), s.table)
 	}
 	if nsObjs != nil || nodes != nil {
 		n.inv = buildInventoryShard(edit(s.inv.namespaces, nsObjs), edit(s.inv.nodes, nodes))
@@ -78,7 +81,7 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 			}
 		}
 	}
-	n.finish()
+	n.finish(s)
 	return n
 }
 

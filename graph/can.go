@@ -28,9 +28,9 @@ func (s *Snapshot) Can(id Identity, a Action) Decision {
 // binding's first subject that names id. ClusterRoleBindings come first, each kind in name order.
 func (s *Snapshot) visitBindings(id Identity, ns string, fn func(be *bindingEntry, role *roleEntry, subject int)) {
 	var buf [32]int32
-	idx := collect(buf[:0], id, s.rbac.bySubject)
+	idx := collect(buf[:0], id, s.crb.bySubject)
 	for _, i := range idx {
-		be := &s.rbac.entries[i]
+		be := &s.crb.entries[i]
 		if role := s.roleOf(be); role != nil {
 			fn(be, role, be.firstSubject(id))
 		}
@@ -124,7 +124,7 @@ func (s *Snapshot) VisitPermissions(ctx context.Context, id Identity, fn func(Pe
 		}
 		return true
 	}
-	if !visit(s.rbac.entries, collect(buf[:0], id, s.rbac.bySubject)) {
+	if !visit(s.crb.entries, collect(buf[:0], id, s.crb.bySubject)) {
 		return nil
 	}
 	// Every namespace is asked: a few map lookups each, cheaper than keeping an index across shards current.

@@ -3,8 +3,10 @@ package graph
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 type roleEntry struct {
@@ -23,17 +25,23 @@ type bindingEntry struct {
 	subjectIDs []int32
 }
 
-// rbacShard holds ClusterRoles and ClusterRoleBindings.
-type rbacShard struct {
-	srcRoles      []Role // as given, by name
-	roles         []*roleEntry
-	byName        map[string]*roleEntry
+// crShard holds ClusterRoles.
+type crShard struct {
+	roles    []*roleEntry // by name
+	byName   map[string]*roleEntry
+	warnings []Warning // from aggregation
+	// aggregating holds the selectors of every aggregated ClusterRole kiem recomputes: a change to a role that
+	// none of them matches, and that aggregates nothing itself, leaves every aggregation as it was.
+	aggregating []labels.Selector
+}
+
+// crbShard holds ClusterRoleBindings. Their ClusterRoles resolve at query time, so the two shards change apart.
+type crbShard struct {
 	bindings      []Binding // by name
 	entries       []bindingEntry
 	bindingByName map[string]int32
 	bySubject     map[principal][]int32 // ClusterRoleBindings naming a user or group
 	byClusterRole map[string][]int32
-	warnings      []Warning // from aggregation
 }
 
 // nsShard holds the namespaced objects of one namespace.
@@ -62,18 +70,10 @@ type inventoryShard struct {
 	nodeByName map[string]int32
 }
 
-// buildRBACShard indexes ClusterRoles and ClusterRoleBindings, each sorted by name without repeats. Callers hold
-// table.mu.
-func buildRBACShard(roles []Role, bindings []Binding, opts SnapshotOptions, table *principalTable) *rbacShard {
-	sh := &rbacShard{
-		srcRoles:      roles,
-		roles:         make([]*roleEntry, len(roles)),
-		byName:        make(map[string]*roleEntry, len(roles)),
-		bindings:      bindings,
-		bindingByName: make(map[string]int32, len(bindings)),
-		bySubject:     make(map[principal][]int32),
-		byClusterRole: make(map[string][]int32),
-	}
+// buildCRShard indexes ClusterRoles, sorted by name without repeats, computing aggregation unless the API's
+// rules are taken as given.
+func buildCRShard(roles []Role, opts SnapshotOptions) *crShard {
+	sh := &crShard{roles: make([]*roleEntry, len(roles)), byName: make(map[string]*roleEntry, len(roles))}
 	var agg map[string]aggregated
 	if !opts.APIAggregation {
 		agg, sh.warnings = aggregate(roles)
@@ -86,11 +86,88 @@ func buildRBACShard(roles []Role, bindings []Binding, opts SnapshotOptions, tabl
 			computed := *r
 			computed.Rules = a.rules
 			e.r, e.from = &computed, a.from
+			sh.aggregating = append(sh.aggregating, a.selectors...)
 		}
 		sh.roles[i] = e
 		sh.byName[r.Name] = e
 	}
-	sh.entries = make([]bindingEntry, len(bindings))
+	return sh
+}
+
+// srcRoles returns the ClusterRoles as given.
+func (sh *crShard) srcRoles() []Role {
+	out := make([]Role, len(sh.roles))
+	for i, e := range sh.roles {
+		out[i] = *e.src
+	}
+	return out
+}
+
+// affectsAggregation reports whether replacing the roles named in edits can change any aggregated rules: a role
+// that aggregates, or whose labels (before or after) some aggregated role selects, takes part.
+func (sh *crShard) affectsAggregation(edits map[string]Object) bool {
+	involved := func(r *Role) bool {
+		if r == nil {
+			return false
+		}
+		if r.AggregationRule != nil {
+			return true
+		}
+		for _, sel := range sh.aggregating {
+			if sel.Matches(labels.Set(r.Labels)) {
+				return true
+			}
+		}
+		return false
+	}
+	for name, o := range edits {
+		after, _ := o.(*Role)
+		var before *Role
+		if e := sh.byName[name]; e != nil {
+			before = e.src
+		}
+		if involved(before) || involved(after) {
+			return true
+		}
+	}
+	return false
+}
+
+// withEdits returns the shard with the roles of edits put in place. Unless aggregation may change (see
+// affectsAggregation), the entries of other roles, aggregated ones included, are shared.
+func (sh *crShard) withEdits(edits map[string]Object, opts SnapshotOptions) *crShard {
+	if !opts.APIAggregation && sh.affectsAggregation(edits) {
+		return buildCRShard(edit(sh.srcRoles(), edits), opts)
+	}
+	n := &crShard{warnings: sh.warnings, aggregating: sh.aggregating, byName: make(map[string]*roleEntry, len(sh.byName)+len(edits))}
+	for _, e := range sh.roles {
+		if _, edited := edits[e.src.Name]; !edited {
+			n.roles = append(n.roles, e)
+		}
+	}
+	for _, o := range edits {
+		if r, ok := o.(*Role); ok && r != nil {
+			c := *r
+			c.Kind = KindClusterRole
+			n.roles = append(n.roles, &roleEntry{src: &c, r: &c})
+		}
+	}
+	slices.SortFunc(n.roles, func(a, b *roleEntry) int { return strings.Compare(a.src.Name, b.src.Name) })
+	for _, e := range n.roles {
+		n.byName[e.src.Name] = e
+	}
+	return n
+}
+
+// buildCRBShard indexes ClusterRoleBindings, sorted by name without repeats. Callers hold table.mu.
+func buildCRBShard(bindings []Binding, table *principalTable) *crbShard {
+	sh := &crbShard{
+		bindings:      bindings,
+		entries:       make([]bindingEntry, len(bindings)),
+		bindingByName: make(map[string]int32, len(bindings)),
+		bySubject:     make(map[principal][]int32),
+		byClusterRole: make(map[string][]int32),
+	}
 	for i := range bindings {
 		b := &bindings[i]
 		b.Kind = KindClusterRoleBinding

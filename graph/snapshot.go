@@ -51,7 +51,8 @@ type SnapshotOptions struct {
 // cluster shard can change under an unchanged namespace shard.
 type Snapshot struct {
 	opts SnapshotOptions
-	rbac *rbacShard
+	cr   *crShard
+	crb  *crbShard
 	inv  *inventoryShard
 	nss  map[string]*nsShard
 	// nsNames lists the keys of nss in order, for answers that walk every namespace.
@@ -121,7 +122,8 @@ func NewSnapshotWith(objs *Objects, opts SnapshotOptions) *Snapshot {
 	s := &Snapshot{opts: opts, table: newPrincipalTable(), nss: make(map[string]*nsShard)}
 	s.table.mu.Lock()
 	defer s.table.mu.Unlock()
-	s.rbac = buildRBACShard(lastWins(objs.ClusterRoles, nameKey[Role]), lastWins(objs.ClusterRoleBindings, nameKey[Binding]), opts, s.table)
+	s.cr = buildCRShard(lastWins(objs.ClusterRoles, nameKey[Role]), opts)
+	s.crb = buildCRBShard(lastWins(objs.ClusterRoleBindings, nameKey[Binding]), s.table)
 	s.inv = buildInventoryShard(lastWins(objs.Namespaces, nameKey[Namespace]), lastWins(objs.Nodes, nameKey[Node]))
 	byNs := make(map[string]*Objects)
 	of := func(ns string) *Objects {
@@ -148,17 +150,22 @@ func NewSnapshotWith(objs *Objects, opts SnapshotOptions) *Snapshot {
 		s.nss[ns] = buildNsShard(ns, lastWins(o.Roles, nameKey[Role]), lastWins(o.RoleBindings, nameKey[Binding]),
 			lastWins(o.ServiceAccounts, nameKey[ServiceAccount]), lastWins(o.Pods, nameKey[Pod]), s.table)
 	}
-	s.finish()
+	s.finish(nil)
 	return s
 }
 
-// finish sets what derives from the shards. Callers hold table.mu.
-func (s *Snapshot) finish() {
-	s.nsNames = s.nsNames[:0]
-	for ns := range s.nss {
-		s.nsNames = append(s.nsNames, ns)
+// finish sets what derives from the shards; prev is the snapshot s was applied from, nil for a new one. Callers
+// hold table.mu.
+func (s *Snapshot) finish(prev *Snapshot) {
+	if prev != nil && len(prev.nsNames) == len(s.nss) && !slices.ContainsFunc(prev.nsNames, func(ns string) bool { return s.nss[ns] == nil }) {
+		s.nsNames = prev.nsNames // the same namespaces: the slice is never modified, so it is shared
+	} else {
+		s.nsNames = make([]string, 0, len(s.nss))
+		for ns := range s.nss {
+			s.nsNames = append(s.nsNames, ns)
+		}
+		slices.Sort(s.nsNames)
 	}
-	slices.Sort(s.nsNames)
 	s.refs = s.table.refs
 }
 
@@ -231,10 +238,10 @@ func (s *Snapshot) Objects() *Objects {
 		o := &Objects{
 			Namespaces:          s.inv.namespaces,
 			Nodes:               s.inv.nodes,
-			ClusterRoles:        make([]Role, len(s.rbac.roles)),
-			ClusterRoleBindings: s.rbac.bindings,
+			ClusterRoles:        make([]Role, len(s.cr.roles)),
+			ClusterRoleBindings: s.crb.bindings,
 		}
-		for i, e := range s.rbac.roles {
+		for i, e := range s.cr.roles {
 			o.ClusterRoles[i] = *e.r
 		}
 		for _, ns := range s.nsNames {
@@ -256,12 +263,12 @@ func (s *Snapshot) Objects() *Objects {
 func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
 	switch ref.Kind {
 	case KindClusterRole:
-		if e, ok := s.rbac.byName[ref.Name]; ok {
+		if e, ok := s.cr.byName[ref.Name]; ok {
 			return e.src, true
 		}
 	case KindClusterRoleBinding:
-		if i, ok := s.rbac.bindingByName[ref.Name]; ok {
-			return &s.rbac.bindings[i], true
+		if i, ok := s.crb.bindingByName[ref.Name]; ok {
+			return &s.crb.bindings[i], true
 		}
 	case KindNamespace:
 		if i, ok := s.inv.nsByName[ref.Name]; ok {
@@ -283,9 +290,9 @@ func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
 // rules the controller would refuse or that never settle.
 func (s *Snapshot) Warnings() []Warning {
 	s.warnOnce.Do(func() {
-		s.warnings = append(s.warnings, s.rbac.warnings...)
-		for i := range s.rbac.entries {
-			s.warnings = append(s.warnings, s.bindingWarnings(&s.rbac.entries[i])...)
+		s.warnings = append(s.warnings, s.cr.warnings...)
+		for i := range s.crb.entries {
+			s.warnings = append(s.warnings, s.bindingWarnings(&s.crb.entries[i])...)
 		}
 		for _, ns := range s.nsNames {
 			for i := range s.nss[ns].entries {
@@ -314,7 +321,7 @@ func (s *Snapshot) bindingWarnings(be *bindingEntry) []Warning {
 
 // ClusterRole returns the ClusterRole called name, with the rules the snapshot uses (aggregated ones computed).
 func (s *Snapshot) ClusterRole(name string) (*Role, bool) {
-	e, ok := s.rbac.byName[name]
+	e, ok := s.cr.byName[name]
 	if !ok {
 		return nil, false
 	}
@@ -339,7 +346,7 @@ func (s *Snapshot) Role(ns, name string) (*Role, bool) {
 func (s *Snapshot) roleOf(be *bindingEntry) *roleEntry {
 	switch {
 	case be.roleRef.Kind == KindClusterRole:
-		return s.rbac.byName[be.roleRef.Name]
+		return s.cr.byName[be.roleRef.Name]
 	case be.ref.Kind == KindClusterRoleBinding && be.roleRef.Kind == KindRole:
 		// The authorizer looks the Role up in namespace "": only objects given without one can be there.
 		if sh := s.nss[""]; sh != nil {

@@ -34,14 +34,14 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 	}
 
 	var crbHits, rbHits []bindingHit
-	for n, e := range s.rbac.roles {
+	for n, e := range s.cr.roles {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
 		name := e.r.Name
-		crbs := s.rbac.byClusterRole[name]
+		crbs := s.crb.byClusterRole[name]
 		var rbs []int32
 		if sh != nil {
 			rbs = sh.byClusterRole[name]
@@ -76,8 +76,8 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 	if s.nss[""] != nil {
 		// ClusterRoleBindings to Roles look in namespace "" (see roleOf); only objects given without a namespace
 		// live there, so this costs nothing on real data.
-		for i := range s.rbac.entries {
-			be := &s.rbac.entries[i]
+		for i := range s.crb.entries {
+			be := &s.crb.entries[i]
 			if e := s.roleOf(be); e != nil && be.roleRef.Kind == KindRole {
 				if lo, hi := allowed(e); lo < hi {
 					crbHits = append(crbHits, bindingHit{int32(i), lo, hi, e})
@@ -97,7 +97,7 @@ func (s *Snapshot) WhoCan(ctx context.Context, a Action) ([]WhoCanEntry, error) 
 	groups := [2]struct {
 		entries []bindingEntry
 		hits    []bindingHit
-	}{{s.rbac.entries, crbHits}, {rbEntries, rbHits}}
+	}{{s.crb.entries, crbHits}, {rbEntries, rbHits}}
 
 	// Two passes over the hits: the first finds the subjects and counts their paths, so that every path lands in
 	// one shared array; the second fills it. WhoCan answers on large clusters hold thousands of paths.

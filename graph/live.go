@@ -1,0 +1,179 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Live is the versioned graph: the Store's history plus the head revision held in memory as an immutable,
+// indexed Snapshot that every commit updates incrementally (Snapshot.Apply). Readers take Current() without
+// locks; a single writer commits. Past revisions are materialised from the Store on demand and cached.
+type Live struct {
+	store *Store
+	opts  SnapshotOptions
+	now   func() time.Time
+
+	mu  sync.Mutex // serialises Commit
+	cur atomic.Pointer[liveHead]
+
+	cacheMu sync.Mutex
+	cache   []cachedSnapshot // most recently used last
+}
+
+type liveHead struct {
+	rev  Revision
+	snap *Snapshot
+}
+
+type cachedSnapshot struct {
+	rev  Revision
+	snap *Snapshot
+}
+
+// pastSnapshots is how many past revisions Live keeps materialised.
+const pastSnapshots = 4
+
+// OpenLive loads the store's head revision into memory. opts says how snapshots read aggregated ClusterRoles (a
+// live cluster's are taken as the API holds them; files are recomputed); it must be the same for the life of a
+// store.
+func OpenLive(ctx context.Context, store *Store, opts SnapshotOptions) (*Live, error) {
+	l := &Live{store: store, opts: opts, now: time.Now}
+	head := store.Head()
+	objs := &Objects{}
+	if head > 0 {
+		var err error
+		if objs, err = store.Objects(ctx, head); err != nil {
+			return nil, fmt.Errorf("open live graph at revision %d: %w", head, err)
+		}
+	}
+	l.cur.Store(&liveHead{rev: head, snap: NewSnapshotWith(objs, opts)})
+	return l, nil
+}
+
+// Current returns the head snapshot. It never changes; a later commit publishes a new one.
+func (l *Live) Current() *Snapshot { return l.cur.Load().snap }
+
+// Head returns the head revision (0 before the first commit).
+func (l *Live) Head() Revision { return l.cur.Load().rev }
+
+// Store returns the history behind the graph.
+func (l *Live) Store() *Store { return l.store }
+
+// Commit records changes as one revision and publishes the updated snapshot once the revision is durable. An
+// empty change set commits nothing and returns the head.
+func (l *Live) Commit(ctx context.Context, source string, changes []Change) (Revision, error) {
+	if len(changes) == 0 {
+		return l.Head(), nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	info, err := l.store.Commit(ctx, source, l.now(), changes)
+	if err != nil {
+		return 0, err
+	}
+	next := l.Current().Apply(changes)
+	l.cur.Store(&liveHead{rev: info.Revision, snap: next})
+	return info.Revision, nil
+}
+
+// At returns the snapshot of revision rev: the head's without I/O, a past one from the store (cached).
+// Returns ErrRevisionGone below the retention horizon and ErrFutureRevision above the head.
+func (l *Live) At(ctx context.Context, rev Revision) (*Snapshot, error) {
+	head := l.cur.Load()
+	if rev == head.rev {
+		return head.snap, nil
+	}
+	l.cacheMu.Lock()
+	for i, c := range l.cache {
+		if c.rev == rev {
+			l.cache = append(append(l.cache[:i:i], l.cache[i+1:]...), c)
+			l.cacheMu.Unlock()
+			return c.snap, nil
+		}
+	}
+	l.cacheMu.Unlock()
+	if rev == 0 {
+		return NewSnapshotWith(&Objects{}, l.opts), nil
+	}
+	objs, err := l.store.Objects(ctx, rev)
+	if err != nil {
+		return nil, fmt.Errorf("open revision %d: %w", rev, err)
+	}
+	snap := NewSnapshotWith(objs, l.opts)
+	l.cacheMu.Lock()
+	l.cache = append(l.cache, cachedSnapshot{rev, snap})
+	if len(l.cache) > pastSnapshots {
+		l.cache = l.cache[1:]
+	}
+	l.cacheMu.Unlock()
+	return snap, nil
+}
+
+// Diff compares revisions from and to (from < to): the objects that changed in (from, to], condensed per object,
+// and the grants gained and lost by every subject they touch.
+func (l *Live) Diff(ctx context.Context, from, to Revision) (Diff, error) {
+	if from > to {
+		return Diff{}, fmt.Errorf("diff %d..%d: the first revision must not be after the second", from, to)
+	}
+	var changes []Change
+	err := l.store.Changes(ctx, from, to, func(c ChangeRecord) bool {
+		changes = append(changes, Change{Op: c.Op, Ref: c.Ref, Before: c.Before, After: c.After})
+		return true
+	})
+	if err != nil {
+		return Diff{}, fmt.Errorf("diff %d..%d: %w", from, to, err)
+	}
+	a, err := l.At(ctx, from)
+	if err != nil {
+		return Diff{}, err
+	}
+	b, err := l.At(ctx, to)
+	if err != nil {
+		return Diff{}, err
+	}
+	return DiffSnapshots(ctx, a, b, CondenseChanges(changes))
+}
+
+// Reconcile computes the changes that turn the head into objs (adds, updates, deletes of every object that
+// differs), for a source that reloads its whole state: a restarted server or a snapshot file that changed.
+func (l *Live) Reconcile(objs *Objects) []Change {
+	return ReconcileChanges(l.Current(), objs)
+}
+
+// ReconcileChanges lists the changes that turn snapshot cur's objects into objs.
+func ReconcileChanges(cur *Snapshot, objs *Objects) []Change {
+	want := map[ObjectRef]Object{}
+	var order []ObjectRef
+	normalised := NewSnapshotWith(objs, SnapshotOptions{APIAggregation: true}) // dedups and sets kinds; rules untouched
+	normalised.Objects().Each(func(o Object) bool {
+		if o2, ok := normalised.Object(o.Ref()); ok {
+			o = o2
+		}
+		want[o.Ref()] = o
+		order = append(order, o.Ref())
+		return true
+	})
+	var changes []Change
+	for _, ref := range order {
+		have, ok := cur.Object(ref)
+		switch {
+		case !ok:
+			changes = append(changes, NewChange(nil, want[ref]))
+		case !sameObject(have, want[ref]):
+			changes = append(changes, NewChange(have, want[ref]))
+		}
+	}
+	cur.Objects().Each(func(o Object) bool {
+		if _, ok := want[o.Ref()]; !ok {
+			if have, found := cur.Object(o.Ref()); found {
+				o = have
+			}
+			changes = append(changes, NewChange(o, nil))
+		}
+		return true
+	})
+	return changes
+}

@@ -65,12 +65,17 @@ func (l *Live) Store() *Store { return l.store }
 // Commit records changes as one revision and publishes the updated snapshot once the revision is durable. An
 // empty change set commits nothing and returns the head.
 func (l *Live) Commit(ctx context.Context, source string, changes []Change) (Revision, error) {
+	return l.CommitAt(ctx, source, l.now(), changes)
+}
+
+// CommitAt is Commit with the wall time the revision records, for replaying a history (the demo's timeline).
+func (l *Live) CommitAt(ctx context.Context, source string, wall time.Time, changes []Change) (Revision, error) {
 	if len(changes) == 0 {
 		return l.Head(), nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	info, err := l.store.Commit(ctx, source, l.now(), changes)
+	info, err := l.store.Commit(ctx, source, wall, changes)
 	if err != nil {
 		return 0, err
 	}

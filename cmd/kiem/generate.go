@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiem-io/kiem/graph"
 	"github.com/kiem-io/kiem/indexer"
+	"github.com/kiem-io/kiem/internal/demo"
 	"github.com/kiem-io/kiem/internal/fixtures"
 	"github.com/kiem-io/kiem/internal/workload"
 )
@@ -45,7 +46,7 @@ RoleBindings, 1,000 ClusterRoles (some aggregated), 2,000 ClusterRoleBindings, 5
 			var err error
 			switch f.size {
 			case "S", "s":
-				base, err = demoObjects(cmd.Context())
+				base, err = demo.Final(cmd.Context())
 				spec = workload.S()
 			case "L", "l":
 				base, _, err = indexer.LoadFS(cmd.Context(), fixtures.FS, []string{fixtures.KubeadmV133}, indexer.LoadOptions{})

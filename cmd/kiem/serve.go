@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/kiem-io/kiem/graph"
+	"github.com/kiem-io/kiem/indexer"
+	"github.com/kiem-io/kiem/internal/demo"
+)
+
+type serveFlags struct {
+	src         sourceFlags
+	kubeconfig  string
+	kubeContext string
+	dataDir     string
+	listen      string
+	clusterName string
+	retention   string
+	logLevel    string
+}
+
+func newServeCmd(s streams) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Index a cluster (or a snapshot, or the demo) into a versioned graph and serve it",
+		Long: `Index a live cluster, a snapshot or the bundled demo into kiem's versioned graph, kept in a Badger store
+under --data-dir, and serve it.
+
+Sources, one of:
+  (default)            the cluster of --kubeconfig/--context, or the in-cluster config inside a pod; kiem needs
+                       only get/list/watch on what it indexes. The initial list is one revision; every later
+                       change joins a revision within milliseconds. A restart records what changed meanwhile.
+  --snapshot PATH      files or directories of YAML/JSON; if they changed since the last run on the same
+                       --data-dir, the difference is committed as one reconciling revision.
+  --demo               the bundled demo cluster and a week of history, in a fresh temporary store unless
+                       --data-dir is given (the timeline is replayed only into an empty store).
+
+Endpoints: /healthz (alive), /readyz (ready once the initial sync is committed), /metrics (Prometheus).
+The GraphQL API and the browser explorer come next; until then, query with 'kiem history' and the query
+commands. kiem listens on loopback unless --listen says otherwise.`,
+		Example: `  kiem serve --demo
+  kiem serve --kubeconfig ~/.kube/config --context prod --cluster-name prod --retention 90d
+  kiem serve --snapshot ./manifests --data-dir /var/lib/kiem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runServe(cmd.Context(), s, &f) },
+	}
+	fl := cmd.Flags()
+	f.src.register(fl)
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config; in a pod: the in-cluster config)")
+	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context to use")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory of the store (default: $XDG_DATA_HOME/kiem or ~/.local/share/kiem; --demo: a temporary one)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	fl.StringVar(&f.clusterName, "cluster-name", "default", "name of the cluster, recorded as the source of every revision")
+	fl.StringVar(&f.retention, "retention", "", "history to keep: a duration (720h, 90d) or a number of revisions; empty keeps everything")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// defaultDataDir is the per-user data directory of the XDG base directory specification.
+func defaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "kiem"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --data-dir and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "kiem"), nil
+}
+
+func runServe(ctx context.Context, s streams, f *serveFlags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	retention, err := graph.ParseRetention(f.retention)
+	if err != nil {
+		return fmt.Errorf("--retention: %w", err)
+	}
+	if f.src.demo && len(f.src.snapshots) > 0 {
+		return errors.New("--demo and --snapshot exclude each other")
+	}
+	dir := f.dataDir
+	if dir == "" && f.src.demo {
+		tmp, err := os.MkdirTemp("", "kiem-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if dir == "" {
+		if dir, err = defaultDataDir(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+
+	store, err := graph.OpenStore(ctx, graph.StoreOptions{Dir: dir, Retention: retention, Logger: log.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	liveCluster := !f.src.demo && len(f.src.snapshots) == 0
+	g, err := graph.OpenLive(ctx, store, graph.SnapshotOptions{APIAggregation: liveCluster})
+	if err != nil {
+		return err
+	}
+	srv := &server{log: log, graph: g, ready: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.serveHTTP(ctx, ln) }()
+
+	log.Info("kiem serving", "url", "http://"+ln.Addr().String(), "data-dir", dir, "revision", g.Head())
+	var indexErr error
+	switch {
+	case f.src.demo:
+		indexErr = replayDemo(ctx, log, g)
+		srv.markReady()
+	case len(f.src.snapshots) > 0:
+		indexErr = commitSnapshot(ctx, log, g, &f.src)
+		srv.markReady()
+	default:
+		indexErr = runCluster(ctx, log, g, f, srv)
+	}
+	if indexErr != nil && !errors.Is(indexErr, context.Canceled) {
+		cancel()
+		<-errc
+		return indexErr
+	}
+	if indexErr == nil && !liveCluster {
+		fmt.Fprintf(s.err, "kiem: %s indexed at revision %d; serving on http://%s (Ctrl-C to stop)\n", sourceName(f), g.Head(), ln.Addr())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	return <-errc
+}
+
+func sourceName(f *serveFlags) string {
+	if f.src.demo {
+		return "demo"
+	}
+	return "snapshot " + strings.Join(f.src.snapshots, ",")
+}
+
+// replayDemo commits the demo's timeline into an empty store, each step a revision at its time in the past.
+func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live) error {
+	if g.Head() > 0 {
+		log.Info("demo store already holds history; not replaying", "revision", g.Head())
+		return nil
+	}
+	steps, err := demo.Timeline(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, st := range steps {
+		rev, err := g.CommitAt(ctx, st.Name, now.Add(-st.Ago), st.Changes)
+		if err != nil {
+			return err
+		}
+		log.Info("demo revision", "revision", rev, "step", st.Name, "changes", len(st.Changes))
+	}
+	return nil
+}
+
+// commitSnapshot commits what changed in the snapshot files since the store's head as one revision.
+func commitSnapshot(ctx context.Context, log *slog.Logger, g *graph.Live, src *sourceFlags) error {
+	objs, err := src.objects(ctx)
+	if err != nil {
+		return err
+	}
+	changes := g.Reconcile(objs)
+	kind := "initial"
+	if g.Head() > 0 {
+		kind = "reconcile"
+	}
+	rev, err := g.Commit(ctx, "snapshot:"+strings.Join(src.snapshots, ",")+":"+kind, changes)
+	if err != nil {
+		return err
+	}
+	log.Info("snapshot indexed", "revision", rev, "changes", len(changes), "objects", objs.Count())
+	return nil
+}
+
+// runCluster indexes a live cluster until ctx ends.
+func runCluster(ctx context.Context, log *slog.Logger, g *graph.Live, f *serveFlags, srv *server) error {
+	cfg, err := restConfig(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	ix, err := indexer.NewLive(indexer.LiveOptions{Client: cs, Graph: g, Logger: log.With("component", "indexer"), Source: "cluster:" + f.clusterName})
+	if err != nil {
+		return err
+	}
+	srv.indexer = ix
+	go func() {
+		select {
+		case <-ix.Ready():
+			srv.markReady()
+			log.Info("initial sync committed", "revision", g.Head())
+		case <-ctx.Done():
+		}
+	}()
+	return ix.Run(ctx)
+}
+
+// restConfig loads the kubeconfig the way kubectl does, falling back to the in-cluster config inside a pod.
+func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
+	if kubeconfig == "" && kubeContext == "" && os.Getenv("KUBECONFIG") == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return cfg, nil
+}
+
+// server serves kiem's HTTP endpoints.
+type server struct {
+	log     *slog.Logger
+	graph   *graph.Live
+	indexer *indexer.Live // nil unless indexing a cluster
+	ready   chan struct{}
+}
+
+func (s *server) markReady() {
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+}
+
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-s.ready:
+			fmt.Fprintln(w, "ok")
+		default:
+			http.Error(w, "initial sync in progress", http.StatusServiceUnavailable)
+		}
+	})
+	mux.Handle("GET /metrics", s.metricsHandler())
+	return mux
+}
+
+// serveHTTP serves until ctx ends, then shuts down gracefully.
+func (s *server) serveHTTP(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running command and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitFor polls fn until it returns true or the deadline passes.
+func waitFor(t *testing.T, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !fn() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeDemoThenHistory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--demo", "--data-dir", dir, "--listen", addr}, strings.NewReader(""), io.Discard, &stderr)
+	}()
+	waitFor(t, "/readyz", func() bool { code, _ := get("http://" + addr + "/readyz"); return code == 200 })
+	if code, body := get("http://" + addr + "/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	_, metrics := get("http://" + addr + "/metrics")
+	if !strings.Contains(metrics, "kiem_revision 7") || !strings.Contains(metrics, "kiem_ready 1") {
+		t.Fatalf("/metrics lacks the demo's revision 7:\n%s", metrics)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context ended")
+	}
+
+	// The stopped store answers history, diff and export; a second demo run does not replay into it.
+	r := kiem(t, "", "history", "--data-dir", dir, "-o", "json")
+	var revs []struct {
+		Revision uint64 `json:"revision"`
+		Source   string `json:"source"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &revs) != nil || len(revs) != 7 {
+		t.Fatalf("history: code %d, %d revisions, stderr %q", r.code, len(revs), r.err)
+	}
+	r = kiem(t, "", "history", "diff", "2", "3", "--data-dir", dir)
+	if r.code != 0 || !strings.Contains(r.out, "payments-ci-admin") || !strings.Contains(r.out, "ServiceAccount/payments/ci-deployer") {
+		t.Fatalf("history diff 2 3: code %d\n%s%s", r.code, r.out, r.err)
+	}
+	exported := filepath.Join(t.TempDir(), "rev6.yaml")
+	if r := kiem(t, "", "export", "--data-dir", dir, "--at", "6", "-o", exported); r.code != 0 {
+		t.Fatalf("export: code %d stderr %q", r.code, r.err)
+	}
+	// At revision 6 anonymous callers could list pods; at the head they cannot.
+	if r := kiem(t, "", "can-i", "list", "pods", "-n", "payments", "--as", "system:anonymous", "--snapshot", exported); r.code != 0 {
+		t.Fatalf("can-i on revision 6: code %d %q, want yes", r.code, r.out)
+	}
+	if r := kiem(t, "", "can-i", "list", "pods", "-n", "payments", "--as", "system:anonymous", "--demo"); r.code != 1 {
+		t.Fatalf("can-i on the demo head: code %d %q, want no", r.code, r.out)
+	}
+	if r := kiem(t, "", "history", "diff", "5", "x", "--data-dir", dir); r.code != 2 {
+		t.Fatalf("history diff with a bad revision: code %d", r.code)
+	}
+}

@@ -10,6 +10,9 @@
 # The last line printed is that directory. Re-running with the binaries in place
 # exits at once. Each binary is built to a temporary name and then renamed, so
 # an interrupted build never leaves a half-written binary under its real name.
+#
+# With --check it never builds: it prints the directory if the binaries are
+# there and otherwise exits 3 with a hint to run `make kube-binaries`.
 set -euo pipefail
 
 K8S_VERSION=v1.33.13
@@ -44,10 +47,26 @@ step() {
 	log "done:  $name ($((SECONDS - start)) s)"
 }
 
+CHECK=0
+case "${1:-}" in
+--check) CHECK=1 ;;
+"") ;;
+*)
+	log "usage: $0 [--check]"
+	exit 2
+	;;
+esac
+
 if have_all; then
 	log "kube-apiserver, kube-controller-manager and etcd ${K8S_VERSION} already in $BIN_DIR"
 	echo "$BIN_DIR"
 	exit 0
+fi
+if ((CHECK)); then
+	# Tests call --check (internal/kubetest.BinDir): they must fail fast with a hint rather than start a
+	# ~10 min build inside `go test`'s timeout, and parallel test binaries must not each start a build.
+	log "kube-apiserver, kube-controller-manager and etcd ${K8S_VERSION} are missing from $BIN_DIR: run \`make kube-binaries\` (about 10 min cold, seconds with a warm Go build cache)"
+	exit 3
 fi
 
 command -v go >/dev/null || { log "go not found in PATH"; exit 1; }

@@ -42,7 +42,7 @@ func owners() map[string][]string {
 	return map[string][]string{
 		"github.com/dgraph-io/badger": {"graph"},
 		"gonum.org/v1/gonum":          {"graph"},
-		"k8s.io/client-go":            {"indexer", "cmd"},
+		"k8s.io/client-go":            {"indexer", "cmd", "internal/kubetest"},
 	}
 }
 

@@ -243,15 +243,9 @@ func (d *podDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, er
 	m, err := c.meta(&d.Metadata, true, origin)
 	p := &graph.Pod{
 		Meta:           m,
-		ServiceAccount: d.Spec.ServiceAccountName,
+		ServiceAccount: podServiceAccount(d.Spec.ServiceAccountName, d.Spec.DeprecatedServiceAccount),
 		AutomountToken: d.Spec.AutomountServiceAccountToken,
 		NodeName:       d.Spec.NodeName,
-	}
-	if p.ServiceAccount == "" {
-		p.ServiceAccount = d.Spec.DeprecatedServiceAccount
-	}
-	if p.ServiceAccount == "" {
-		p.ServiceAccount = "default"
 	}
 	for _, o := range d.Metadata.OwnerReferences {
 		if o.Controller != nil && *o.Controller {
@@ -260,6 +254,19 @@ func (d *podDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, er
 		}
 	}
 	return p, err
+}
+
+// podServiceAccount is the ServiceAccount a pod runs as, filled in as the ServiceAccount admission plugin does:
+// spec.serviceAccountName, then the deprecated spec.serviceAccount, then "default". Snapshot files and the live
+// indexer share it so that a pod converted from either compares equal.
+func podServiceAccount(name, deprecated string) string {
+	switch {
+	case name != "":
+		return name
+	case deprecated != "":
+		return deprecated
+	}
+	return "default"
 }
 
 // meta converts metadata. Namespaced objects without a namespace get the default one, as kubectl apply -n

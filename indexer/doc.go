@@ -1,5 +1,5 @@
-// Package indexer holds the sources that feed the graph: snapshot files now, live informers and audit events
-// later; it imports graph, never the reverse.
+// Package indexer holds the sources that feed the graph: snapshot files (Load, LoadFS) and a live cluster's
+// informers (Live; audit events come later). It imports graph, never the reverse.
 //
 // Snapshot files (Load, LoadFS) are read as `kubectl apply -f` and `kubectl get -o yaml|json` have them:
 // multi-document YAML split at "---" lines as kubectl splits it, concatenated JSON values, and Lists (kind:

@@ -12,7 +12,7 @@ import (
 // and fixed-width, so byte order is numeric order; the strings of an object key end with a 0x00 byte each (no
 // Kubernetes name, namespace or kind holds one), written ∅ below.
 //
-//	o|<kind>∅<ns>∅<name>       object, versioned: version R holds MarshalObject(o) as of revision R, a
+//	o|<kind>∅<ns>∅<name>∅      object, versioned: version R holds MarshalObject(o) as of revision R, a
 //	                           Badger delete at version R means "deleted in R". Read at revision R.
 //	c|<rev:8>|<seq:4>          change log: the seq-th change of revision rev (JSON changeValue).
 //	r|<rev:8>                  revision info (JSON revisionValue). The set of r| keys is the set of revisions.
@@ -23,14 +23,14 @@ import (
 //	m|horizon                  oldest readable revision (8 bytes).
 //	m|schema                   schema version of this layout (4 bytes), see storeSchema.
 //
-// Only o| keys are read at a past version. c|, r|, t| and m| are plain keys: they are read at the newest
-// timestamp written and deleted outright by retention.
+// Only o| keys are read at a past version. c|, r|, t| and m| are plain keys, read at the newest timestamp
+// written; retention deletes the c|, r| and t| keys of the revisions below the horizon outright.
 //
 // Timestamps: every write, revision or not, commits at a fresh timestamp above every earlier one. A revision
 // commits at ts = its number; a non-revision write (SetActor, retention's deletes, the repair of an interrupted
-// revision) commits at a ts that is no revision and records it in m|ts in the same transaction. So every version
-// at or below max(m|head, m|ts) belongs to a finished write, and any version above it is the remnant of a write
-// cut short by a kill (see repairLocked).
+// revision) commits at a ts that is no revision and records it in m|ts. m|head and m|ts are written by the last
+// transaction of their write, after all the others succeeded. So every version at or below max(m|head, m|ts)
+// belongs to a finished write, and any version above it is the remnant of a write cut short (see repairLocked).
 const (
 	prefixObject   = 'o'
 	prefixChange   = 'c'
@@ -91,7 +91,7 @@ func parseObjectKey(k []byte) (ObjectRef, error) {
 
 // changeKey returns c|<rev:8>|<seq:4>.
 func changeKey(rev Revision, seq int) []byte {
-	k := make([]byte, 0, 16)
+	k := make([]byte, 0, 15)
 	k = append(k, prefixChange, keySep)
 	k = binary.BigEndian.AppendUint64(k, uint64(rev))
 	k = append(k, keySep)
@@ -100,7 +100,7 @@ func changeKey(rev Revision, seq int) []byte {
 
 // parseChangeKey is the inverse of changeKey.
 func parseChangeKey(k []byte) (Revision, int, error) {
-	if len(k) != 16 || !bytes.HasPrefix(k, changesPrefix) {
+	if len(k) != 15 || !bytes.HasPrefix(k, changesPrefix) {
 		return 0, 0, fmt.Errorf("change key %q: bad shape", k)
 	}
 	return Revision(binary.BigEndian.Uint64(k[2:10])), int(binary.BigEndian.Uint32(k[11:])), nil

@@ -23,7 +23,9 @@ import (
 // Count retention lets up to 1% more revisions pile up before it moves the horizon, so that steady commits do
 // not each pay for a retention write.
 type Retention struct {
-	Age       time.Duration
+	// Age is how far back revisions are kept; zero sets no age limit.
+	Age time.Duration
+	// Revisions is how many of the newest revisions are kept; zero sets no count limit.
 	Revisions uint64
 }
 
@@ -140,8 +142,19 @@ func (s *Store) gcValueLog(ctx context.Context) {
 // retain applies the retention policy as of now: it raises the horizon when the policy allows, then deletes the
 // change log, revision info and time index entries below the horizon (also those a pass cut short left).
 func (s *Store) retain(ctx context.Context, now time.Time) error {
+	if s.opts.Retention.IsZero() && s.Horizon() == 0 {
+		return nil // keeps everything, and never dropped anything
+	}
 	s.retainMu.Lock()
 	defer s.retainMu.Unlock()
+	if err := s.applyHorizonRLocked(ctx, now); err != nil {
+		return err
+	}
+	return s.dropBelowHorizon(ctx)
+}
+
+// applyHorizonRLocked raises the horizon to what the policy asks for as of now. The caller holds retainMu.
+func (s *Store) applyHorizonRLocked(ctx context.Context, now time.Time) error {
 	h, err := s.retentionHorizon(ctx, now)
 	if err != nil {
 		return err
@@ -151,7 +164,7 @@ func (s *Store) retain(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("raise horizon to %d: %w", h, err)
 		}
 	}
-	return s.dropBelowHorizon(ctx)
+	return nil
 }
 
 // retentionHorizon returns the horizon the policy asks for as of now; 0 asks for none.

@@ -97,8 +97,6 @@ func (t *principalTable) id(p principal) int32 {
 	return id
 }
 
-type nsName struct{ ns, name string }
-
 // principalKind tells how a binding subject matches an identity.
 type principalKind uint8
 

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -45,8 +46,8 @@ type StoreOptions struct {
 	// Zero means 10 minutes.
 	GCInterval time.Duration
 
-	now   func() time.Time // tests: the clock of age retention and of zero walls; nil = time.Now
-	small bool             // tests: the small memory settings of InMemory, on disk too
+	now          func() time.Time // tests: the clock of age retention and of zero walls; nil = time.Now
+	memTableSize int64            // tests: small memory settings around this memtable size (InMemory: 8 MiB)
 }
 
 // Store is kiem's versioned object store: Badger v4 in managed mode, where the commit timestamp of a write is
@@ -89,7 +90,8 @@ type Store struct {
 	done   chan struct{}
 }
 
-// OpenStore opens (creating if needed) the store described by opts, repairs a revision interrupted by a kill,
+// OpenStore opens (creating if needed) the store described by opts, repairs what a kill left (an interrupted
+// revision; the empty log files Badger itself cannot open), raises the horizon to what opts.Retention asks for,
 // and starts the background loop that applies retention and runs the value-log GC; Close stops it. The loop
 // lives until Close, not until ctx is done: ctx bounds the opening only.
 //
@@ -112,6 +114,11 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	s.log = s.log.With("component", "store")
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if !opts.InMemory {
+		if err := removeEmptyLogs(opts.Dir, s.log); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+		}
 	}
 	db, err := badger.OpenManaged(badgerOptions(opts, s.log))
 	if err != nil {
@@ -136,8 +143,14 @@ func badgerOptions(opts StoreOptions, log *slog.Logger) badger.Options {
 		WithMetricsEnabled(false).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
-	if opts.InMemory || opts.small {
-		o = o.WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).WithIndexCacheSize(16 << 20)
+	mt := opts.memTableSize
+	if mt == 0 && opts.InMemory {
+		mt = 8 << 20
+	}
+	if mt > 0 {
+		// Badger refuses a value threshold above its largest batch, 15% of the memtable.
+		o = o.WithMemTableSize(mt).WithNumMemtables(2).WithBlockCacheSize(16 << 20).WithIndexCacheSize(16 << 20).
+			WithValueThreshold(min(1<<20, mt*15/100/2))
 	} else {
 		o = o.WithMemTableSize(64 << 20).WithNumMemtables(3).WithBlockCacheSize(128 << 20).WithIndexCacheSize(64 << 20)
 	}
@@ -196,12 +209,19 @@ func (s *Store) load(ctx context.Context) error {
 		s.lastWall = info.Time
 	}
 	if s.opts.Retention.Revisions > 0 {
-		return s.Revisions(ctx, Revision(horizon), Revision(head), func(ri RevisionInfo) bool {
+		err := s.Revisions(ctx, 0, Revision(head), func(ri RevisionInfo) bool {
 			s.revs = append(s.revs, ri.Revision)
 			return true
 		})
+		if err != nil {
+			return err
+		}
 	}
-	return nil
+	// Raising the horizon is one small write: do it now, so that a store reopened with a shorter retention
+	// never serves what it should no longer keep. Deleting the history below it is left to the loop.
+	s.retainMu.Lock()
+	defer s.retainMu.Unlock()
+	return s.applyHorizonRLocked(ctx, s.now())
 }
 
 // checkSchema accepts the current schema version, or no version at all in a store without any key (new).
@@ -210,7 +230,7 @@ func (s *Store) checkSchema(ctx context.Context, schema []byte) error {
 		if len(schema) != 4 {
 			return fmt.Errorf("%w: %s holds a malformed schema version %x", ErrIncompatibleStore, s.where(), schema)
 		}
-		if got := uint32(schema[0])<<24 | uint32(schema[1])<<16 | uint32(schema[2])<<8 | uint32(schema[3]); got != storeSchema {
+		if got := binary.BigEndian.Uint32(schema); got != storeSchema {
 			return fmt.Errorf("%w: %s has schema version %d, this kiem reads version %d", ErrIncompatibleStore, s.where(), got, storeSchema)
 		}
 		s.schemaSaved = true
@@ -234,9 +254,7 @@ func (s *Store) where() string {
 	return s.opts.Dir
 }
 
-func schemaValue() []byte {
-	return []byte{byte(storeSchema >> 24), byte(storeSchema >> 16), byte(storeSchema >> 8), byte(storeSchema)}
-}
+func schemaValue() []byte { return binary.BigEndian.AppendUint32(nil, storeSchema) }
 
 // Head returns the newest committed revision, 0 before the first commit.
 func (s *Store) Head() Revision { return Revision(s.head.Load()) }

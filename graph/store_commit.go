@@ -3,7 +3,10 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -11,6 +14,7 @@ import (
 
 // RevisionInfo describes one revision.
 type RevisionInfo struct {
+	// Revision is the revision's number, its Badger commit timestamp.
 	Revision Revision `json:"revision"`
 	// Time is the wall time of the commit (see Commit for how it is kept monotonic).
 	Time time.Time `json:"time"`
@@ -61,6 +65,8 @@ type encodedChange struct {
 // is taken from After, or from Before for deletes); deletes need After == nil. Before is stored as given
 // (nil when unknown). An invalid change fails the whole commit and writes nothing.
 //
+// ctx is looked at before the write begins; a write under way is never abandoned halfway.
+//
 // An empty changes slice commits nothing and returns the head's info (the zero RevisionInfo before the first
 // commit), so a caller can tell by comparing revisions. Returns ErrClosed after Close.
 func (s *Store) Commit(ctx context.Context, source string, wall time.Time, changes []Change) (RevisionInfo, error) {
@@ -101,9 +107,12 @@ func (s *Store) Commit(ctx context.Context, source string, wall time.Time, chang
 	}
 	s.lastTS = uint64(rev)
 	if err := s.update(uint64(rev), body, []kv{{key: keyHead, val: encodeUint64(uint64(rev))}}); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return RevisionInfo{}, fmt.Errorf("commit: %w", err)
+		}
 		// Part of the revision may be on disk above the head, where the next revision would see it: undo it
-		// now, as OpenStore would.
-		if rerr := s.repairLocked(ctx); rerr != nil {
+		// now, as OpenStore would, whatever became of the caller's context.
+		if rerr := s.repairLocked(context.WithoutCancel(ctx)); rerr != nil {
 			s.broken = rerr
 			return RevisionInfo{}, fmt.Errorf("commit revision %d: %w (repair: %w)", rev, err, rerr)
 		}
@@ -122,59 +131,87 @@ func (s *Store) Commit(ctx context.Context, source string, wall time.Time, chang
 	return info, nil
 }
 
-// encodeChanges validates changes and encodes their objects.
+// encodeChanges validates changes and encodes their objects, in parallel for big revisions.
 func encodeChanges(changes []Change) ([]encodedChange, error) {
 	enc := make([]encodedChange, len(changes))
+	errs := make([]error, len(changes))
+	parallel(len(changes), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			enc[i], errs[i] = encodeChange(i, changes[i])
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return nil, err // the first, in order
+		}
+	}
 	lastOf := make(map[string]int, len(changes))
-	for i, c := range changes {
-		e := encodedChange{op: c.Op, ref: c.Ref}
-		if e.ref == (ObjectRef{}) {
-			switch {
-			case c.After != nil:
-				e.ref = c.After.Ref()
-			case c.Before != nil:
-				e.ref = c.Before.Ref()
-			}
-		}
-		switch c.Op {
-		case OpAdd, OpUpdate:
-			if c.After == nil {
-				return nil, fmt.Errorf("change %d (%s %s): no After", i, c.Op, e.ref)
-			}
-			if got := c.After.Ref(); got != e.ref {
-				return nil, fmt.Errorf("change %d (%s %s): After is %s", i, c.Op, e.ref, got)
-			}
-		case OpDelete:
-			if c.After != nil {
-				return nil, fmt.Errorf("change %d (delete %s): After is set", i, e.ref)
-			}
-		default:
-			return nil, fmt.Errorf("change %d (%s): unknown op %q", i, e.ref, c.Op)
-		}
-		if !storedKind(e.ref.Kind) {
-			return nil, fmt.Errorf("change %d (%s %s): kind %q is not stored", i, c.Op, e.ref, e.ref.Kind)
-		}
-		var err error
-		if e.key, err = objectKey(e.ref); err != nil {
-			return nil, fmt.Errorf("change %d: %w", i, err)
-		}
-		if c.Before != nil {
-			if e.before, err = MarshalObject(c.Before); err != nil {
-				return nil, fmt.Errorf("change %d (%s %s): %w", i, c.Op, e.ref, err)
-			}
-		}
-		if c.After != nil {
-			if e.after, err = MarshalObject(c.After); err != nil {
-				return nil, fmt.Errorf("change %d (%s %s): %w", i, c.Op, e.ref, err)
-			}
-		}
-		enc[i] = e
-		lastOf[string(e.key)] = i
+	for i := range enc {
+		lastOf[string(enc[i].key)] = i
 	}
 	for _, i := range lastOf {
 		enc[i].last = true
 	}
 	return enc, nil
+}
+
+// parallel calls fn over [0, n) split into one range per CPU, or once when n is small.
+func parallel(n int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 4096 || workers == 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { fn(n*w/workers, n*(w+1)/workers) })
+	}
+	wg.Wait()
+}
+
+func encodeChange(i int, c Change) (encodedChange, error) {
+	e := encodedChange{op: c.Op, ref: c.Ref}
+	if e.ref == (ObjectRef{}) {
+		switch {
+		case c.After != nil:
+			e.ref = c.After.Ref()
+		case c.Before != nil:
+			e.ref = c.Before.Ref()
+		}
+	}
+	switch c.Op {
+	case OpAdd, OpUpdate:
+		if c.After == nil {
+			return e, fmt.Errorf("change %d (%s %s): no After", i, c.Op, e.ref)
+		}
+		if got := c.After.Ref(); got != e.ref {
+			return e, fmt.Errorf("change %d (%s %s): After is %s", i, c.Op, e.ref, got)
+		}
+	case OpDelete:
+		if c.After != nil {
+			return e, fmt.Errorf("change %d (delete %s): After is set", i, e.ref)
+		}
+	default:
+		return e, fmt.Errorf("change %d (%s): unknown op %q", i, e.ref, c.Op)
+	}
+	if !storedKind(e.ref.Kind) {
+		return e, fmt.Errorf("change %d (%s %s): kind %q is not stored", i, c.Op, e.ref, e.ref.Kind)
+	}
+	var err error
+	if e.key, err = objectKey(e.ref); err != nil {
+		return e, fmt.Errorf("change %d: %w", i, err)
+	}
+	if c.Before != nil {
+		if e.before, err = MarshalObject(c.Before); err != nil {
+			return e, fmt.Errorf("change %d (%s %s): %w", i, c.Op, e.ref, err)
+		}
+	}
+	if c.After != nil {
+		if e.after, err = MarshalObject(c.After); err != nil {
+			return e, fmt.Errorf("change %d (%s %s): %w", i, c.Op, e.ref, err)
+		}
+	}
+	return e, nil
 }
 
 // storedKind tells the kinds UnmarshalObject decodes: the API objects. Users and groups are never stored.
@@ -194,14 +231,19 @@ func revisionEntries(info RevisionInfo, enc []encodedChange, withSchema bool) ([
 		// First entry of the first write ever: any key of a kiem store implies m|schema (see checkSchema).
 		body = append(body, kv{key: keySchema, val: schemaValue()})
 	}
+	tail, err := json.Marshal(struct {
+		Source string    `json:"source"`
+		Wall   time.Time `json:"wall"`
+	}{info.Source, info.Time})
+	if err != nil {
+		return nil, fmt.Errorf("encode revision: %w", err)
+	}
+	tail[0] = ',' // `,"source":…,"wall":…}` ends every change value
 	for seq, e := range enc {
 		if e.last {
 			body = append(body, kv{key: e.key, val: e.after, del: e.op == OpDelete})
 		}
-		v, err := json.Marshal(changeValue{Op: e.op, Ref: e.ref, Before: e.before, After: e.after, Source: info.Source, Wall: info.Time})
-		if err != nil {
-			return nil, fmt.Errorf("encode change %d: %w", seq, err)
-		}
+		v := appendChangeValue(make([]byte, 0, 64+len(e.before)+len(e.after)+len(tail)), e, tail)
 		body = append(body, kv{key: changeKey(info.Revision, seq), val: v})
 		sum := info.Summary[e.ref.Kind]
 		switch e.op {
@@ -220,6 +262,42 @@ func revisionEntries(info RevisionInfo, enc []encodedChange, withSchema bool) ([
 	}
 	body = append(body, kv{key: revisionKey(info.Revision), val: v}, kv{key: timeKey(info.Time, info.Revision), val: []byte{}})
 	return body, nil
+}
+
+// appendChangeValue appends the JSON of e's changeValue (without actor) followed by tail, which carries source
+// and wall. It is json.Marshal's output but for one thing: it embeds the object encodings as they are, where
+// json.Marshal would scan and compact every RawMessage again (a third of the encoding of a big revision).
+func appendChangeValue(b []byte, e encodedChange, tail []byte) []byte {
+	b = append(b, `{"op":`...)
+	b = appendJSONString(b, string(e.op))
+	b = append(b, `,"ref":{"kind":`...)
+	b = appendJSONString(b, string(e.ref.Kind))
+	if e.ref.Namespace != "" {
+		b = append(b, `,"namespace":`...)
+		b = appendJSONString(b, e.ref.Namespace)
+	}
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, e.ref.Name)
+	b = append(b, '}')
+	if e.before != nil {
+		b = append(append(b, `,"before":`...), e.before...)
+	}
+	if e.after != nil {
+		b = append(append(b, `,"after":`...), e.after...)
+	}
+	return append(b, tail...)
+}
+
+// appendJSONString appends s as a JSON string: as is when it needs no escaping (Kubernetes names never do),
+// else as json.Marshal writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			v, _ := json.Marshal(s) // a string always marshals
+			return append(b, v...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // SetActor records who made the seq-th change of revision rev (audit events arrive after the commit),

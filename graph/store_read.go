@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -22,17 +24,23 @@ func (s *Store) Objects(ctx context.Context, rev Revision) (*Objects, error) {
 	if err := s.checkRevision(rev); err != nil {
 		return nil, fmt.Errorf("objects: %w", err)
 	}
-	objs := &Objects{}
+	// One goroutine iterates and copies, the others decode (JSON decoding is most of the cost), batch by batch;
+	// the batches are added in key order so that the result does not depend on scheduling.
+	var batches []*objectBatch
+	work := make(chan *objectBatch, 8)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for b := range work {
+				b.decode()
+			}
+		})
+	}
 	err := s.view(ctx, uint64(rev), func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: objectsPrefix, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
-		n := 0
+		b := &objectBatch{}
 		for it.Rewind(); it.Valid(); it.Next() {
-			if n++; n%ctxEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
 			item := it.Item()
 			ref, err := parseObjectKey(item.Key())
 			if err != nil {
@@ -42,21 +50,59 @@ func (s *Store) Objects(ctx context.Context, rev Revision) (*Objects, error) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", ref, err)
 			}
-			o, err := UnmarshalObject(ref.Kind, v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", ref, err)
+			b.refs, b.vals = append(b.refs, ref), append(b.vals, v)
+			if len(b.refs) == ctxEvery {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				batches = append(batches, b)
+				work <- b
+				b = &objectBatch{}
 			}
-			objs.Add(o)
 		}
+		batches = append(batches, b)
+		work <- b
 		return nil
 	})
+	close(work)
+	wg.Wait()
 	if err == nil {
 		err = s.stillRetained(rev)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("objects at %d: %w", rev, err)
 	}
+	objs := &Objects{}
+	for _, b := range batches {
+		if b.err != nil {
+			return nil, fmt.Errorf("objects at %d: %w", rev, b.err)
+		}
+		for _, o := range b.objs {
+			objs.Add(o)
+		}
+	}
 	return objs, nil
+}
+
+// objectBatch is a run of consecutive o| values and, once decoded, their objects.
+type objectBatch struct {
+	refs []ObjectRef
+	vals [][]byte
+	objs []Object
+	err  error
+}
+
+func (b *objectBatch) decode() {
+	b.objs = make([]Object, len(b.vals))
+	for i, v := range b.vals {
+		o, err := UnmarshalObject(b.refs[i].Kind, v)
+		if err != nil {
+			b.err = fmt.Errorf("%s: %w", b.refs[i], err)
+			return
+		}
+		b.objs[i] = o
+	}
+	b.vals = nil
 }
 
 // stillRetained re-checks the horizon after a read: retention may have raised it (and Badger's discard

@@ -5,7 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -73,5 +77,31 @@ func (s *Store) repairLocked(ctx context.Context) error {
 	}
 	s.readTS.Store(ts)
 	s.log.Warn("repaired an interrupted write", "keys", len(keys), "restoredTo", w, "repairTS", ts)
+	return nil
+}
+
+// removeEmptyLogs removes the empty memtable and value-log files a kill can leave in dir: Badger creates such a
+// file, then sizes it, and refuses to open a directory holding one that was never sized (z.NewFile, see
+// dgraph-io/badger#2207, unfixed in v4.9.6). An empty file holds nothing, so removing it loses nothing.
+func removeEmptyLogs(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if ext := filepath.Ext(e.Name()); e.IsDir() || (ext != ".mem" && ext != ".vlog") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+		log.Warn("removed an empty log file left by a kill", "file", e.Name())
+	}
 	return nil
 }

@@ -52,9 +52,12 @@ fmt:
 	gofmt -w $$(git ls-files -co --exclude-standard '*.go')
 
 ## bench: the reference-workload figures of ARCHITECTURE §8 (load time, peak RSS, Can/WhoCan/EffectivePermissions
-## percentiles, speed-up over a naive evaluator). BENCH_TIME=3x repeats them.
+## percentiles, speed-up over a naive evaluator, incremental Apply, ingest, churn, past revisions, diff, store
+## commits and bytes per change). BENCH_TIME=3x repeats them.
 bench: prereq
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -timeout 60m ./internal/perf/
+	$(GO) test -run '^$$' -bench 'Store(CommitL|ObjectsL|History)' -benchtime $(BENCH_TIME) -timeout 60m ./graph/
+	$(GO) test -run '^$$' -bench 'StoreCommitSmall' -benchtime 5s -timeout 60m ./graph/
 
 ## generate: write the reference workloads to bin/ (S and L, YAML and JSON).
 generate: build

@@ -77,45 +77,32 @@ func sameObject(a, b Object) bool {
 }
 
 // DiffSnapshots computes the permission delta between from and to for the subjects that objects (the condensed
-// changes between them) touch: subjects of changed bindings, and subjects of every binding whose role's rules
-// differ between the two snapshots (aggregated ClusterRoles included). Nothing else is evaluated, so the cost
-// follows the size of the change, not of the cluster.
+// changes between them) touch. Only the affected bindings are evaluated, on both sides: the changed bindings, and
+// the bindings whose role's rules differ between the two snapshots (aggregated ClusterRoles whose sources changed
+// included). A grant that no affected binding gives cannot have changed, so the cost follows the size of the
+// change, not of the cluster.
 func DiffSnapshots(ctx context.Context, from, to *Snapshot, objects []ObjectDiff) (Diff, error) {
-	d := Diff{Objects: objects}
+	d := Diff{Objects: objects, Subjects: []GrantDelta{}}
 	if d.Objects == nil {
 		d.Objects = []ObjectDiff{}
 	}
-	affected := map[principal]struct{}{}
-	addSubjects := func(b *Binding) {
-		if b == nil {
-			return
-		}
-		scope := ""
-		if b.Kind == KindRoleBinding {
-			scope = b.Namespace
-		}
-		for _, subj := range b.Subjects {
-			if p := subjectPrincipal(subj, scope); p.kind != matchesNobody {
-				affected[p] = struct{}{}
-			}
-		}
-	}
+	affected := map[ObjectRef]struct{}{}
 	bindingsOf := func(s *Snapshot, ref ObjectRef) {
 		switch ref.Kind {
 		case KindClusterRole:
 			for _, i := range s.crb.byClusterRole[ref.Name] {
-				addSubjects(s.crb.entries[i].b)
+				affected[s.crb.entries[i].ref] = struct{}{}
 			}
 			for _, ns := range s.nsNames {
 				sh := s.nss[ns]
 				for _, i := range sh.byClusterRole[ref.Name] {
-					addSubjects(sh.entries[i].b)
+					affected[sh.entries[i].ref] = struct{}{}
 				}
 			}
 		case KindRole:
 			if sh := s.nss[ref.Namespace]; sh != nil {
 				for _, i := range sh.byRole[ref.Name] {
-					addSubjects(sh.entries[i].b)
+					affected[sh.entries[i].ref] = struct{}{}
 				}
 			}
 		}
@@ -123,10 +110,7 @@ func DiffSnapshots(ctx context.Context, from, to *Snapshot, objects []ObjectDiff
 	for _, o := range objects {
 		switch o.Ref.Kind {
 		case KindRoleBinding, KindClusterRoleBinding:
-			before, _ := o.Before.(*Binding)
-			after, _ := o.After.(*Binding)
-			addSubjects(before)
-			addSubjects(after)
+			affected[o.Ref] = struct{}{}
 		case KindRole:
 			bindingsOf(from, o.Ref)
 			bindingsOf(to, o.Ref)
@@ -137,39 +121,52 @@ func DiffSnapshots(ctx context.Context, from, to *Snapshot, objects []ObjectDiff
 		bindingsOf(from, ref)
 		bindingsOf(to, ref)
 	}
-	if err := ctx.Err(); err != nil {
-		return d, err
-	}
 
-	ps := make([]principal, 0, len(affected))
-	for p := range affected {
+	deltas := map[principal]*GrantDelta{}
+	n := 0
+	for ref := range affected {
+		if n++; n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return d, err
+			}
+		}
+		before, after := from.grantsOf(ref), to.grantsOf(ref)
+		for p, perms := range after {
+			for k, perm := range perms {
+				if _, kept := before[p][k]; !kept {
+					deltaOf(deltas, p).Gained = append(deltaOf(deltas, p).Gained, perm)
+				}
+			}
+		}
+		for p, perms := range before {
+			for k, perm := range perms {
+				if _, kept := after[p][k]; !kept {
+					deltaOf(deltas, p).Lost = append(deltaOf(deltas, p).Lost, perm)
+				}
+			}
+		}
+	}
+	ps := make([]principal, 0, len(deltas))
+	for p := range deltas {
 		ps = append(ps, p)
 	}
-	slices.SortFunc(ps, func(a, b principal) int { return compareRefs(a.ref(), b.ref()) })
+	slices.SortFunc(ps, func(a, b principal) int { return compareRefs(deltas[a].Subject, deltas[b].Subject) })
 	for _, p := range ps {
-		before, after := from.directGrants(p), to.directGrants(p)
-		delta := GrantDelta{Subject: p.ref()}
-		for k, perm := range after {
-			if _, ok := before[k]; !ok {
-				delta.Gained = append(delta.Gained, perm)
-			}
-		}
-		for k, perm := range before {
-			if _, ok := after[k]; !ok {
-				delta.Lost = append(delta.Lost, perm)
-			}
-		}
-		if len(delta.Gained)+len(delta.Lost) == 0 {
-			continue
-		}
+		delta := deltas[p]
 		sortPermissions(delta.Gained)
 		sortPermissions(delta.Lost)
-		d.Subjects = append(d.Subjects, delta)
-	}
-	if d.Subjects == nil {
-		d.Subjects = []GrantDelta{}
+		d.Subjects = append(d.Subjects, *delta)
 	}
 	return d, ctx.Err()
+}
+
+func deltaOf(m map[principal]*GrantDelta, p principal) *GrantDelta {
+	d := m[p]
+	if d == nil {
+		d = &GrantDelta{Subject: p.ref()}
+		m[p] = d
+	}
+	return d
 }
 
 // changedClusterRoles lists the ClusterRoles present in either snapshot whose effective rules differ.
@@ -210,27 +207,43 @@ type permKey struct {
 	rule    string
 }
 
-// directGrants returns the permissions granted through the bindings that name p.
-func (s *Snapshot) directGrants(p principal) map[permKey]Permission {
-	out := map[permKey]Permission{}
-	visit := func(entries []bindingEntry, idx []int32) {
-		for _, i := range idx {
-			be := &entries[i]
-			role := s.roleOf(be)
-			if role == nil {
-				continue
-			}
-			si := slices.Index(be.subjects, p)
-			for r := range role.r.Rules {
-				perm := Permission{Namespace: be.b.Namespace, GrantPath: be.path(role, si, r)}
-				out[permKey{perm.Namespace, be.ref, be.roleRef, ruleKey(&role.r.Rules[r])}] = perm
+// grantsOf returns the permissions binding ref gives in this snapshot, per subject it names; nil when the
+// binding does not exist or grants nothing.
+func (s *Snapshot) grantsOf(ref ObjectRef) map[principal]map[permKey]Permission {
+	var be *bindingEntry
+	switch ref.Kind {
+	case KindClusterRoleBinding:
+		if i, ok := s.crb.bindingByName[ref.Name]; ok {
+			be = &s.crb.entries[i]
+		}
+	case KindRoleBinding:
+		if sh := s.nss[ref.Namespace]; sh != nil {
+			if i, ok := sh.bindingByName[ref.Name]; ok {
+				be = &sh.entries[i]
 			}
 		}
 	}
-	visit(s.crb.entries, s.crb.bySubject[p])
-	for _, ns := range s.nsNames {
-		sh := s.nss[ns]
-		visit(sh.entries, sh.bySubject[p])
+	if be == nil {
+		return nil
+	}
+	role := s.roleOf(be)
+	if role == nil {
+		return nil
+	}
+	keys := make([]string, len(role.r.Rules))
+	for r := range role.r.Rules {
+		keys[r] = ruleKey(&role.r.Rules[r])
+	}
+	out := map[principal]map[permKey]Permission{}
+	for si, p := range be.subjects {
+		if p.kind == matchesNobody || out[p] != nil {
+			continue // the first subject naming p is the one reported
+		}
+		perms := make(map[permKey]Permission, len(keys))
+		for r, k := range keys {
+			perms[permKey{be.b.Namespace, be.ref, be.roleRef, k}] = Permission{Namespace: be.b.Namespace, GrantPath: be.path(role, si, r)}
+		}
+		out[p] = perms
 	}
 	return out
 }

@@ -131,15 +131,32 @@ func (l *Live) Diff(ctx context.Context, from, to Revision) (Diff, error) {
 	if err != nil {
 		return Diff{}, fmt.Errorf("diff %d..%d: %w", from, to, err)
 	}
-	a, err := l.At(ctx, from)
-	if err != nil {
-		return Diff{}, err
-	}
 	b, err := l.At(ctx, to)
 	if err != nil {
 		return Diff{}, err
 	}
-	return DiffSnapshots(ctx, a, b, CondenseChanges(changes))
+	objects := CondenseChanges(changes)
+	// The state at from is the state at to with the range's changes undone: applying the inverse to the (usually
+	// resident) later snapshot costs what the change costs, where materialising a past revision costs what the
+	// cluster costs.
+	a := b.Apply(invert(objects))
+	return DiffSnapshots(ctx, a, b, objects)
+}
+
+// invert returns the changes that undo objects.
+func invert(objects []ObjectDiff) []Change {
+	out := make([]Change, 0, len(objects))
+	for _, o := range objects {
+		op := OpUpdate
+		switch o.Op {
+		case OpAdd:
+			op = OpDelete
+		case OpDelete:
+			op = OpAdd
+		}
+		out = append(out, Change{Op: op, Ref: o.Ref, Before: o.After, After: o.Before})
+	}
+	return out
 }
 
 // Reconcile computes the changes that turn the head into objs (adds, updates, deletes of every object that

@@ -231,3 +231,84 @@ func warnText(ws []graph.Warning) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestLiveDiffEqualsMaterialised checks Live.Diff, which reaches the earlier state by undoing the range on the
+// later snapshot, against a diff of both revisions materialised from the store.
+func TestLiveDiffEqualsMaterialised(t *testing.T) {
+	ctx := context.Background()
+	st, err := graph.OpenStore(ctx, graph.StoreOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := graph.OpenLive(ctx, st, graph.SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	objs := workload.Generate(nil, workload.Spec{Namespaces: 5, ServiceAccounts: 30, Roles: 15, RoleBindings: 50, ClusterRoles: 25,
+		ClusterRoleBindings: 15, Users: 12, Groups: 5, Pods: 20}, 4)
+	revs := []graph.Revision{0}
+	rev, err := l.Commit(ctx, "test", graph.ReconcileChanges(l.Current(), objs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs = append(revs, rev)
+	for range 12 {
+		rev, err := l.Commit(ctx, "test", randomChanges(r, l.Current().Objects(), 1+r.IntN(5)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	for range 20 {
+		i := r.IntN(len(revs) - 1)
+		j := i + 1 + r.IntN(len(revs)-1-i)
+		got, err := l.Diff(ctx, revs[i], revs[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changes []graph.Change
+		if err := st.Changes(ctx, revs[i], revs[j], func(c graph.ChangeRecord) bool {
+			changes = append(changes, graph.Change{Op: c.Op, Ref: c.Ref, Before: c.Before, After: c.After})
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		from := graph.NewSnapshot(&graph.Objects{})
+		if revs[i] > 0 {
+			o, err := st.Objects(ctx, revs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			from = graph.NewSnapshot(o)
+		}
+		o, err := st.Objects(ctx, revs[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := graph.DiffSnapshots(ctx, from, graph.NewSnapshot(o), graph.CondenseChanges(changes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(deltaText(want), deltaText(got)); diff != "" {
+			t.Fatalf("Diff(%d, %d) (-materialised +live):\n%s", revs[i], revs[j], diff)
+		}
+	}
+}
+
+func deltaText(d graph.Diff) []string {
+	var out []string
+	for _, o := range d.Objects {
+		out = append(out, string(o.Op)+" "+o.Ref.String())
+	}
+	for _, s := range d.Subjects {
+		for _, p := range s.Gained {
+			out = append(out, s.Subject.String()+" + "+p.Namespace+" "+p.Explain())
+		}
+		for _, p := range s.Lost {
+			out = append(out, s.Subject.String()+" - "+p.Namespace+" "+p.Explain())
+		}
+	}
+	return out
+}

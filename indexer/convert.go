@@ -14,8 +14,8 @@ import (
 	"github.com/kiem-io/kiem/graph"
 )
 
-// apiObject is one converted object: *graph.Namespace, *graph.ServiceAccount, *graph.Role, *graph.Binding or
-// *graph.Pod.
+// apiObject is one converted object: *graph.Namespace, *graph.ServiceAccount, *graph.Role, *graph.Binding,
+// *graph.Pod or *graph.Node.
 type apiObject interface {
 	Ref() graph.ObjectRef
 }
@@ -78,7 +78,7 @@ func (t typeMeta) skippedKey() string { return t.APIVersion + "/" + t.Kind }
 // versions have the v1 schema for every field kiem reads, so they load too.
 func loadedKind(t typeMeta) (graph.Kind, bool) {
 	switch t.Kind {
-	case "Namespace", "ServiceAccount", "Pod":
+	case "Namespace", "ServiceAccount", "Pod", "Node":
 		if t.APIVersion == "v1" {
 			return graph.Kind(t.Kind), true
 		}
@@ -114,6 +114,8 @@ func newDoc(kind graph.Kind) doc {
 		return &roleDoc{}
 	case graph.KindRoleBinding, graph.KindClusterRoleBinding:
 		return &bindingDoc{}
+	case graph.KindNode:
+		return &nodeDoc{}
 	}
 	return &podDoc{}
 }
@@ -135,6 +137,9 @@ type (
 		Controller *bool  `json:"controller" yaml:"controller"`
 	}
 	namespaceDoc struct {
+		Metadata objectMeta `json:"metadata" yaml:"metadata"`
+	}
+	nodeDoc struct {
 		Metadata objectMeta `json:"metadata" yaml:"metadata"`
 	}
 	serviceAccountDoc struct {
@@ -192,6 +197,11 @@ type (
 func (d *namespaceDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, error) {
 	m, err := c.meta(&d.Metadata, false, origin)
 	return &graph.Namespace{Meta: m}, err
+}
+
+func (d *nodeDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, error) {
+	m, err := c.meta(&d.Metadata, false, origin)
+	return &graph.Node{Meta: m}, err
 }
 
 func (d *serviceAccountDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, error) {

@@ -127,7 +127,7 @@ func load(ctx context.Context, fsys fileSystem, paths []string, opts LoadOptions
 		graph.KindNamespace: len(objs.Namespaces), graph.KindServiceAccount: len(objs.ServiceAccounts),
 		graph.KindRole: len(objs.Roles), graph.KindClusterRole: len(objs.ClusterRoles),
 		graph.KindRoleBinding: len(objs.RoleBindings), graph.KindClusterRoleBinding: len(objs.ClusterRoleBindings),
-		graph.KindPod: len(objs.Pods),
+		graph.KindPod: len(objs.Pods), graph.KindNode: len(objs.Nodes),
 	} {
 		if n > 0 {
 			stats.Objects[kind] = n

@@ -390,3 +390,19 @@ func (c cancelFS) Open(name string) (fs.File, error) {
 	}
 	return c.FS.Open(name)
 }
+
+func TestLoadNodes(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nodes.yaml")
+	doc := "apiVersion: v1\nkind: Node\nmetadata: {name: worker-1, labels: {kubernetes.io/os: linux}}\nstatus: {capacity: {cpu: \"4\"}}\n"
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs, stats, err := Load(context.Background(), []string{file}, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.Nodes) != 1 || objs.Nodes[0].Name != "worker-1" || objs.Nodes[0].Labels["kubernetes.io/os"] != "linux" || stats.Objects[graph.KindNode] != 1 {
+		t.Fatalf("Load = %+v, stats %+v; want node worker-1 with its labels", objs.Nodes, stats.Objects)
+	}
+}

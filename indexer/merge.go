@@ -117,6 +117,8 @@ func (m *merger) add(objs []object, origin string) {
 			}
 		case *graph.Pod:
 			at = put(&m.objs.Pods, at, v)
+		case *graph.Node:
+			at = put(&m.objs.Nodes, at, v)
 		}
 		m.seen[ref] = slot{index: at, origin: origin}
 	}

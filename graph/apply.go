@@ -14,7 +14,7 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 		return s
 	}
 	// Edits by shard, then by name; the last change to an object wins. A nil value deletes.
-	var crs, crbs, nsObjs, nodes map[string]Object
+	var crs, crbs, nsObjs, nodes, users map[string]Object
 	byNs := map[string]map[ObjectRef]Object{}
 	put := func(m *map[string]Object, name string, o Object) {
 		if *m == nil {
@@ -36,6 +36,8 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 			put(&nsObjs, c.Ref.Name, after)
 		case KindNode:
 			put(&nodes, c.Ref.Name, after)
+		case KindUser:
+			put(&users, c.Ref.Name, after)
 		default:
 			if byNs[c.Ref.Namespace] == nil {
 				byNs[c.Ref.Namespace] = map[ObjectRef]Object{}
@@ -53,8 +55,8 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 	if crbs != nil {
 		n.crb = buildCRBShard(edit(s.crb.bindings, crbs), s.table)
 	}
-	if nsObjs != nil || nodes != nil {
-		n.inv = buildInventoryShard(edit(s.inv.namespaces, nsObjs), edit(s.inv.nodes, nodes))
+	if nsObjs != nil || nodes != nil || users != nil {
+		n.inv = buildInventoryShard(edit(s.inv.namespaces, nsObjs), edit(s.inv.nodes, nodes), edit(s.inv.users, users))
 	}
 	if len(byNs) > 0 {
 		n.nss = maps.Clone(s.nss)

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Object is one API object of the graph: *Namespace, *ServiceAccount, *Role (Roles and ClusterRoles), *Binding
-// (RoleBindings and ClusterRoleBindings), *Pod or *Node.
+// Object is one object of the graph: *Namespace, *ServiceAccount, *Role (Roles and ClusterRoles), *Binding
+// (RoleBindings and ClusterRoleBindings), *Pod, *Node, or *User (declared group membership).
 type Object interface {
 	Ref() ObjectRef
 }
@@ -88,6 +88,8 @@ func UnmarshalObject(k Kind, data []byte) (Object, error) {
 		o = new(Pod)
 	case KindNode:
 		o = new(Node)
+	case KindUser:
+		o = new(User)
 	default:
 		return nil, fmt.Errorf("unmarshal object: unknown kind %q", k)
 	}
@@ -120,6 +122,8 @@ func (os *Objects) Add(o Object) {
 		os.Pods = append(os.Pods, *v)
 	case *Node:
 		os.Nodes = append(os.Nodes, *v)
+	case *User:
+		os.Users = append(os.Users, *v)
 	}
 }
 
@@ -162,6 +166,11 @@ func (os *Objects) Each(fn func(Object) bool) {
 	}
 	for i := range os.Nodes {
 		if !fn(&os.Nodes[i]) {
+			return
+		}
+	}
+	for i := range os.Users {
+		if !fn(&os.Users[i]) {
 			return
 		}
 	}

@@ -199,3 +199,26 @@ func ReconcileChanges(cur *Snapshot, objs *Objects) []Change {
 	})
 	return changes
 }
+
+// ReconcileUsers lists the changes that make the declared Users of cur those of users: a groups file reloaded.
+func ReconcileUsers(cur *Snapshot, users []User) []Change {
+	var changes []Change
+	want := make(map[string]bool, len(users))
+	for i := range users {
+		u := &users[i]
+		want[u.Name] = true
+		have, ok := cur.Object(u.Ref())
+		switch {
+		case !ok:
+			changes = append(changes, NewChange(nil, u))
+		case !sameObject(have, u):
+			changes = append(changes, NewChange(have, u))
+		}
+	}
+	for i := range cur.inv.users {
+		if u := &cur.inv.users[i]; !want[u.Name] {
+			changes = append(changes, NewChange(u, nil))
+		}
+	}
+	return changes
+}

@@ -72,3 +72,42 @@ func TestLiveCommitAtDiffAndRestart(t *testing.T) {
 		t.Fatalf("Reconcile of the head's own objects = %+v, want nothing", again)
 	}
 }
+
+func TestDeclaredUsers(t *testing.T) {
+	ctx := context.Background()
+	st := mustOpenStore(t, StoreOptions{})
+	l, err := OpenLive(ctx, st, SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := User{Meta: Meta{Name: "alice"}, Groups: []string{"devs"}}
+	bob := User{Meta: Meta{Name: "bob"}, Groups: []string{"ops"}}
+	r1, err := l.Commit(ctx, "groups", ReconcileUsers(l.Current(), []User{alice, bob}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice2 := User{Meta: Meta{Name: "alice"}, Groups: []string{"devs", "admins"}}
+	changes := ReconcileUsers(l.Current(), []User{alice2})
+	if len(changes) != 2 || changes[0].Op != OpUpdate || changes[1].Op != OpDelete || changes[1].Ref.Name != "bob" {
+		t.Fatalf("ReconcileUsers = %+v, want alice updated and bob deleted", changes)
+	}
+	if _, err := l.Commit(ctx, "groups", changes); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Current().GroupsOf("alice"); len(got) != 2 || got[1] != "admins" {
+		t.Fatalf("GroupsOf(alice) = %v at the head", got)
+	}
+	if l.Current().GroupsOf("bob") != nil {
+		t.Fatal("bob is still declared after the file dropped him")
+	}
+	past, err := l.At(ctx, r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := past.GroupsOf("bob"); len(got) != 1 || got[0] != "ops" {
+		t.Fatalf("GroupsOf(bob) at revision %d = %v, want [ops]", r1, got)
+	}
+	if again := ReconcileUsers(l.Current(), []User{alice2}); len(again) != 0 {
+		t.Fatalf("ReconcileUsers of the same file = %+v, want nothing", again)
+	}
+}

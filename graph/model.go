@@ -140,6 +140,16 @@ type Node struct {
 // Ref returns the reference of the node.
 func (n *Node) Ref() ObjectRef { return ObjectRef{Kind: KindNode, Name: n.Name} }
 
+// User is a human user whose group membership the operator declares (a groups file exported from the identity
+// provider): users are not API objects, and the groups a token carries are invisible to RBAC objects.
+type User struct {
+	Meta
+	Groups []string `json:"groups"`
+}
+
+// Ref returns the reference of the user.
+func (u *User) Ref() ObjectRef { return ObjectRef{Kind: KindUser, Name: u.Name} }
+
 // Objects is a set of API objects, the input of a snapshot. Order carries no meaning.
 type Objects struct {
 	Namespaces          []Namespace      `json:"namespaces,omitempty"`
@@ -150,12 +160,13 @@ type Objects struct {
 	ClusterRoleBindings []Binding        `json:"clusterRoleBindings,omitempty"`
 	Pods                []Pod            `json:"pods,omitempty"`
 	Nodes               []Node           `json:"nodes,omitempty"`
+	Users               []User           `json:"users,omitempty"`
 }
 
 // Count returns the number of objects of every kind together.
 func (o *Objects) Count() int {
 	return len(o.Namespaces) + len(o.ServiceAccounts) + len(o.Roles) + len(o.ClusterRoles) +
-		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods) + len(o.Nodes)
+		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods) + len(o.Nodes) + len(o.Users)
 }
 
 // Append adds every object of other to o. Objects named twice are resolved by NewSnapshot: the later wins.
@@ -168,4 +179,5 @@ func (o *Objects) Append(other *Objects) {
 	o.ClusterRoleBindings = append(o.ClusterRoleBindings, other.ClusterRoleBindings...)
 	o.Pods = append(o.Pods, other.Pods...)
 	o.Nodes = append(o.Nodes, other.Nodes...)
+	o.Users = append(o.Users, other.Users...)
 }

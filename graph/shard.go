@@ -62,8 +62,10 @@ type nsShard struct {
 	podByName       map[string]int32
 }
 
-// inventoryShard holds Namespaces and Nodes.
+// inventoryShard holds Namespaces, Nodes and declared Users.
 type inventoryShard struct {
+	users      []User // by name
+	userByName map[string]int32
 	namespaces []Namespace // by name
 	nsByName   map[string]int32
 	nodes      []Node // by name
@@ -229,8 +231,10 @@ func buildNsShard(ns string, roles []Role, bindings []Binding, sas []ServiceAcco
 	return sh
 }
 
-func buildInventoryShard(namespaces []Namespace, nodes []Node) *inventoryShard {
+func buildInventoryShard(namespaces []Namespace, nodes []Node, users []User) *inventoryShard {
 	return &inventoryShard{
+		users:      users,
+		userByName: indexByName(users, func(u *User) string { return u.Name }),
 		namespaces: namespaces,
 		nsByName:   indexByName(namespaces, func(n *Namespace) string { return n.Name }),
 		nodes:      nodes,

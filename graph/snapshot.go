@@ -122,7 +122,8 @@ func NewSnapshotWith(objs *Objects, opts SnapshotOptions) *Snapshot {
 	defer s.table.mu.Unlock()
 	s.cr = buildCRShard(lastWins(objs.ClusterRoles, nameKey[Role]), opts)
 	s.crb = buildCRBShard(lastWins(objs.ClusterRoleBindings, nameKey[Binding]), s.table)
-	s.inv = buildInventoryShard(lastWins(objs.Namespaces, nameKey[Namespace]), lastWins(objs.Nodes, nameKey[Node]))
+	s.inv = buildInventoryShard(lastWins(objs.Namespaces, nameKey[Namespace]), lastWins(objs.Nodes, nameKey[Node]),
+		lastWins(objs.Users, nameKey[User]))
 	byNs := make(map[string]*Objects)
 	of := func(ns string) *Objects {
 		o := byNs[ns]
@@ -168,7 +169,7 @@ func (s *Snapshot) finish(prev *Snapshot) {
 }
 
 type named interface {
-	Namespace | ServiceAccount | Role | Binding | Pod | Node
+	Namespace | ServiceAccount | Role | Binding | Pod | Node | User
 }
 
 // nameKey is the key of lastWins inside one shard, where every object shares the namespace.
@@ -185,6 +186,8 @@ func nameKey[T named](o *T) string {
 	case *Pod:
 		return v.Name
 	case *Node:
+		return v.Name
+	case *User:
 		return v.Name
 	}
 	return ""
@@ -236,6 +239,7 @@ func (s *Snapshot) Objects() *Objects {
 		o := &Objects{
 			Namespaces:          s.inv.namespaces,
 			Nodes:               s.inv.nodes,
+			Users:               s.inv.users,
 			ClusterRoles:        make([]Role, len(s.cr.roles)),
 			ClusterRoleBindings: s.crb.bindings,
 		}
@@ -276,6 +280,10 @@ func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
 		if i, ok := s.inv.nodeByName[ref.Name]; ok {
 			return &s.inv.nodes[i], true
 		}
+	case KindUser:
+		if i, ok := s.inv.userByName[ref.Name]; ok {
+			return &s.inv.users[i], true
+		}
 	case KindRole, KindRoleBinding, KindServiceAccount, KindPod:
 		if sh := s.nss[ref.Namespace]; sh != nil {
 			return sh.object(ref)
@@ -315,6 +323,14 @@ func (s *Snapshot) bindingWarnings(be *bindingEntry) []Warning {
 		}
 	}
 	return out
+}
+
+// GroupsOf returns the groups the operator declared for user (see User); nil when none are declared.
+func (s *Snapshot) GroupsOf(user string) []string {
+	if i, ok := s.inv.userByName[user]; ok {
+		return s.inv.users[i].Groups
+	}
+	return nil
 }
 
 // ClusterRole returns the ClusterRole called name, with the rules the snapshot uses (aggregated ones computed).

@@ -282,7 +282,8 @@ func (l *Live) reconcile(head *graph.Snapshot) ([]graph.Change, int, error) {
 		head.Objects().Each(func(o graph.Object) bool {
 			// Objects() holds aggregated ClusterRoles with the rules the snapshot computed; Object(ref) holds
 			// them as they were committed, the true before.
-			if ref := o.Ref(); !listed[ref] {
+			// Only the kinds the cluster holds are the cluster's to delete: declared Users come from elsewhere.
+			if ref := o.Ref(); !listed[ref] && slices.Contains(liveKinds[:], ref.Kind) {
 				gone = append(gone, graph.NewChange(headObject(head, ref), nil))
 			}
 			return true

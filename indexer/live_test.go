@@ -218,7 +218,9 @@ func TestLiveReconcile(t *testing.T) {
 	oldSA.ResourceVersion = "0"
 	oldRole := mustConvert(apiRole("team", "r", "get"))
 	gone := mustConvert(apiNamespace("gone"))
-	g := newFakeGraph(t, mustConvert(apiNamespace("team")), oldSA, mustConvert(agg), oldRole, gone)
+	// A user whose groups a groups file declared is not the cluster's to delete.
+	declared := &graph.User{Meta: graph.Meta{Name: "alice"}, Groups: []string{"devs"}}
+	g := newFakeGraph(t, mustConvert(apiNamespace("team")), oldSA, mustConvert(agg), oldRole, gone, declared)
 
 	startLive(t, cs, g, nil)
 	revs := g.revisions()

@@ -85,7 +85,7 @@ func canIRequest(f *canIFlags, args []string, snap *graph.Snapshot, warn func(st
 	if f.as == "" {
 		return graph.Identity{}, graph.Action{}, errors.New("--as USER is required: kiem checks other identities, it has none of its own")
 	}
-	id := graph.ImpersonatedIdentity(f.as, f.asGroups)
+	id := graph.ImpersonatedIdentity(f.as, declaredGroups(snap, f.as, f.asGroups))
 	a := graph.Action{Verb: args[0]}
 	if strings.HasPrefix(args[1], "/") {
 		if f.subresource != "" {
@@ -117,6 +117,15 @@ func canIRequest(f *canIFlags, args []string, snap *graph.Snapshot, warn func(st
 		warn(fmt.Sprintf("verb '%s' is not a known verb", a.Verb))
 	}
 	return id, a, nil
+}
+
+// declaredGroups returns the groups to check user in: those given with --as-group, else those a groups file
+// declares for the user (kubectl has no such file: without one the answer is kubectl's).
+func declaredGroups(snap *graph.Snapshot, user string, asGroups []string) []string {
+	if len(asGroups) > 0 {
+		return asGroups
+	}
+	return snap.GroupsOf(user)
 }
 
 // rulesGroupsOf returns a function listing the API groups the snapshot's rules name a resource under, for

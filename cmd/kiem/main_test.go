@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -283,5 +284,35 @@ func TestGenerateRoundTrip(t *testing.T) {
 	}
 	if r := kiem(t, "", "generate", "--size", "M"); r.code != 2 {
 		t.Fatalf("generate --size M: code %d, want 2", r.code)
+	}
+}
+
+func TestGroupsFile(t *testing.T) {
+	groups := filepath.Join(t.TempDir(), "groups.yaml")
+	if err := os.WriteFile(groups, []byte("frank@example.com: [\"oidc:contractors\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exec := []string{"can-i", "create", "pods", "--subresource", "exec", "-n", "payments", "--as", "frank@example.com"}
+	if r := kiem(t, "", append(exec, "--demo")...); r.code != 1 {
+		t.Fatalf("without the groups file: code %d %q, want no", r.code, r.out)
+	}
+	if r := kiem(t, "", append(exec, "--demo", "--groups-file", groups)...); r.code != 0 {
+		t.Fatalf("with the groups file: code %d %q %q, want yes through oidc:contractors", r.code, r.out, r.err)
+	}
+	// --as-group overrides the declaration, as an explicit identity should.
+	if r := kiem(t, "", append(exec, "--demo", "--groups-file", groups, "--as-group", "nobody")...); r.code != 1 {
+		t.Fatalf("with --as-group: code %d, want no", r.code)
+	}
+	r := kiem(t, "", "permissions", "--as", "frank@example.com", "--demo", "--groups-file", groups, "-o", "json")
+	var ans permissionsAnswer
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &ans) != nil || !slices.Contains(ans.Identity.Groups, "oidc:contractors") {
+		t.Fatalf("permissions: code %d, identity %+v, stderr %q", r.code, ans.Identity, r.err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("- not a map\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := kiem(t, "", append(exec, "--demo", "--groups-file", bad)...); r.code != 2 || !strings.Contains(r.err, bad) {
+		t.Fatalf("bad groups file: code %d stderr %q, want 2 naming the file", r.code, r.err)
 	}
 }

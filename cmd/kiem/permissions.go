@@ -43,11 +43,14 @@ system:masters are allowed everything before RBAC; that is reported, not listed 
 			if err := f.output.validate(); err != nil {
 				return err
 			}
-			id, err := permissionsIdentity(&f)
+			if _, err := permissionsIdentity(&f, nil); err != nil {
+				return err // bad flags fail before any loading
+			}
+			snap, err := f.src.load(cmd.Context())
 			if err != nil {
 				return err
 			}
-			snap, err := f.src.load(cmd.Context())
+			id, err := permissionsIdentity(&f, snap)
 			if err != nil {
 				return err
 			}
@@ -98,7 +101,9 @@ system:masters are allowed everything before RBAC; that is reported, not listed 
 	return cmd
 }
 
-func permissionsIdentity(f *permissionsFlags) (graph.Identity, error) {
+// permissionsIdentity builds the identity of the flags; snap, when given, supplies declared groups (see
+// declaredGroups).
+func permissionsIdentity(f *permissionsFlags, snap *graph.Snapshot) (graph.Identity, error) {
 	switch {
 	case f.sa != "" && (f.as != "" || len(f.asGroups) > 0):
 		return graph.Identity{}, errors.New("--sa excludes --as and --as-group")
@@ -108,6 +113,8 @@ func permissionsIdentity(f *permissionsFlags) (graph.Identity, error) {
 			return graph.Identity{}, errors.New("--sa takes NAMESPACE/NAME")
 		}
 		return graph.ServiceAccountIdentity(ns, name), nil
+	case f.as != "" && snap != nil:
+		return graph.ImpersonatedIdentity(f.as, declaredGroups(snap, f.as, f.asGroups)), nil
 	case f.as != "":
 		return graph.ImpersonatedIdentity(f.as, f.asGroups), nil
 	case len(f.asGroups) > 0:

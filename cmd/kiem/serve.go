@@ -51,6 +51,9 @@ Sources, one of:
   --demo               the bundled demo cluster and a week of history, in a fresh temporary store unless
                        --data-dir is given (the timeline is replayed only into an empty store).
 
+--groups-file FILE declares which groups human users belong to (a YAML/JSON map user -> groups, exported from the
+identity provider); it is committed as its own revision, and a changed file records the difference.
+
 Endpoints: /healthz (alive), /readyz (ready once the initial sync is committed), /metrics (Prometheus).
 The GraphQL API and the browser explorer come next; until then, query with 'kiem history' and the query
 commands. kiem listens on loopback unless --listen says otherwise.`,
@@ -141,6 +144,9 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	switch {
 	case f.src.demo:
 		indexErr = replayDemo(ctx, log, g)
+		if indexErr == nil && f.src.groupsFile != "" {
+			indexErr = commitGroups(ctx, log, g, f.src.groupsFile)
+		}
 		srv.markReady()
 	case len(f.src.snapshots) > 0:
 		indexErr = commitSnapshot(ctx, log, g, &f.src)
@@ -211,6 +217,22 @@ func commitSnapshot(ctx context.Context, log *slog.Logger, g *graph.Live, src *s
 	return nil
 }
 
+// commitGroups commits the declared group membership of a groups file as one revision (what changed since the
+// store's head: users added, changed, or no longer in the file).
+func commitGroups(ctx context.Context, log *slog.Logger, g *graph.Live, path string) error {
+	users, err := indexer.LoadGroups(path)
+	if err != nil {
+		return err
+	}
+	changes := graph.ReconcileUsers(g.Current(), users)
+	rev, err := g.Commit(ctx, "groups-file:"+path, changes)
+	if err != nil {
+		return err
+	}
+	log.Info("groups file indexed", "revision", rev, "users", len(users), "changes", len(changes))
+	return nil
+}
+
 // runCluster indexes a live cluster until ctx ends.
 func runCluster(ctx context.Context, log *slog.Logger, g *graph.Live, f *serveFlags, srv *server) error {
 	cfg, err := restConfig(f.kubeconfig, f.kubeContext)
@@ -226,15 +248,31 @@ func runCluster(ctx context.Context, log *slog.Logger, g *graph.Live, f *serveFl
 		return err
 	}
 	srv.indexer = ix
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	groupsErr := make(chan error, 1)
 	go func() {
 		select {
 		case <-ix.Ready():
-			srv.markReady()
 			log.Info("initial sync committed", "revision", g.Head())
+			if f.src.groupsFile != "" {
+				if err := commitGroups(ctx, log, g, f.src.groupsFile); err != nil {
+					groupsErr <- err
+					cancel()
+					return
+				}
+			}
+			srv.markReady()
 		case <-ctx.Done():
 		}
+		groupsErr <- nil
 	}()
-	return ix.Run(ctx)
+	err = ix.Run(ctx)
+	cancel()
+	if gerr := <-groupsErr; gerr != nil {
+		return gerr
+	}
+	return err
 }
 
 // restConfig loads the kubeconfig the way kubectl does, falling back to the in-cluster config inside a pod.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -73,16 +74,20 @@ func TestServeDemoThenHistory(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int, 1)
+	groups := filepath.Join(t.TempDir(), "groups.yaml")
+	if err := os.WriteFile(groups, []byte("frank@example.com: [\"oidc:contractors\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- run(ctx, []string{"serve", "--demo", "--data-dir", dir, "--listen", addr}, strings.NewReader(""), io.Discard, &stderr)
+		done <- run(ctx, []string{"serve", "--demo", "--data-dir", dir, "--listen", addr, "--groups-file", groups}, strings.NewReader(""), io.Discard, &stderr)
 	}()
 	waitFor(t, "/readyz", func() bool { code, _ := get("http://" + addr + "/readyz"); return code == 200 })
 	if code, body := get("http://" + addr + "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
 	_, metrics := get("http://" + addr + "/metrics")
-	if !strings.Contains(metrics, "kiem_revision 7") || !strings.Contains(metrics, "kiem_ready 1") {
-		t.Fatalf("/metrics lacks the demo's revision 7:\n%s", metrics)
+	if !strings.Contains(metrics, "kiem_revision 8") || !strings.Contains(metrics, "kiem_ready 1") {
+		t.Fatalf("/metrics lacks revision 8 (the demo's 7 and the groups file):\n%s", metrics)
 	}
 	cancel()
 	select {
@@ -100,7 +105,7 @@ func TestServeDemoThenHistory(t *testing.T) {
 		Revision uint64 `json:"revision"`
 		Source   string `json:"source"`
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &revs) != nil || len(revs) != 7 {
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &revs) != nil || len(revs) != 8 || !strings.HasPrefix(revs[7].Source, "groups-file:") {
 		t.Fatalf("history: code %d, %d revisions, stderr %q", r.code, len(revs), r.err)
 	}
 	r = kiem(t, "", "history", "diff", "2", "3", "--data-dir", dir)

@@ -2,7 +2,7 @@
 // ingress-nginx, kube-prometheus and kyverno installed, then a week of changes (a team onboarded, and the risky
 // grants real clusters accumulate: a CI ServiceAccount with cluster-admin, a role that makes view read secrets,
 // contractors with pods/exec, impersonation, anonymous access) replayed into history so that history and diffs
-// have something to show.
+// have something to show. A groups file (groups.yaml) declares which groups a few human users belong to.
 package demo
 
 import (
@@ -18,7 +18,7 @@ import (
 	"github.com/kiem-io/kiem/internal/fixtures"
 )
 
-//go:embed timeline
+//go:embed timeline groups.yaml
 var timelineFS embed.FS
 
 // deleteAnnotation marks, in a timeline file, an object the step deletes rather than applies.
@@ -119,6 +119,11 @@ func baseObjects(ctx context.Context) (*graph.Objects, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
+	users, err := indexer.LoadGroupsFS(timelineFS, "groups.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	objs.Users = append(objs.Users, users...)
 	for _, app := range apps() {
 		p := path.Join(fixtures.RealWorldDir, app)
 		more, _, err := indexer.LoadFS(ctx, fixtures.FS, []string{p}, indexer.LoadOptions{DefaultNamespace: fixtures.InstallNamespace(app)})

@@ -301,7 +301,7 @@ func TestStoreCommitRules(t *testing.T) {
 		"add without":    {Op: OpAdd, Ref: ObjectRef{KindNamespace, "", "b"}},
 		"ref mismatch":   {Op: OpUpdate, Ref: ObjectRef{KindNamespace, "", "c"}, After: ns("b")},
 		"delete w/after": {Op: OpDelete, After: ns("b")},
-		"user kind":      {Op: OpDelete, Ref: ObjectRef{KindUser, "", "alice"}},
+		"group kind":     {Op: OpDelete, Ref: ObjectRef{KindGroup, "", "devs"}},
 		"nul in name":    {Op: OpAdd, After: ns("b\x00c")},
 		"no name":        {Op: OpDelete, Ref: ObjectRef{Kind: KindNamespace}},
 	}

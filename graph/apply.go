@@ -75,8 +75,8 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 				return m
 			}
 			sh := buildNsShard(ns, edit(old.srcRoles, split(KindRole)), edit(old.bindings, split(KindRoleBinding)),
-				edit(old.serviceAccounts, split(KindServiceAccount)), edit(old.pods, split(KindPod)), s.table)
-			if len(sh.roles)+len(sh.bindings)+len(sh.serviceAccounts)+len(sh.pods) == 0 {
+				edit(old.serviceAccounts, split(KindServiceAccount)), edit(old.pods, split(KindPod)), edit(old.secrets, split(KindSecret)), s.table)
+			if len(sh.roles)+len(sh.bindings)+len(sh.serviceAccounts)+len(sh.pods)+len(sh.secrets) == 0 {
 				delete(n.nss, ns)
 			} else {
 				n.nss[ns] = sh

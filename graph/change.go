@@ -7,7 +7,8 @@ import (
 )
 
 // Object is one object of the graph: *Namespace, *ServiceAccount, *Role (Roles and ClusterRoles), *Binding
-// (RoleBindings and ClusterRoleBindings), *Pod, *Node, or *User (declared group membership).
+// (RoleBindings and ClusterRoleBindings), *Pod, *Node, *Secret (metadata only), or *User (declared group
+// membership).
 type Object interface {
 	Ref() ObjectRef
 }
@@ -90,6 +91,8 @@ func UnmarshalObject(k Kind, data []byte) (Object, error) {
 		o = new(Node)
 	case KindUser:
 		o = new(User)
+	case KindSecret:
+		o = new(Secret)
 	default:
 		return nil, fmt.Errorf("unmarshal object: unknown kind %q", k)
 	}
@@ -124,6 +127,8 @@ func (os *Objects) Add(o Object) {
 		os.Nodes = append(os.Nodes, *v)
 	case *User:
 		os.Users = append(os.Users, *v)
+	case *Secret:
+		os.Secrets = append(os.Secrets, *v)
 	}
 }
 
@@ -171,6 +176,11 @@ func (os *Objects) Each(fn func(Object) bool) {
 	}
 	for i := range os.Users {
 		if !fn(&os.Users[i]) {
+			return
+		}
+	}
+	for i := range os.Secrets {
+		if !fn(&os.Secrets[i]) {
 			return
 		}
 	}

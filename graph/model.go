@@ -21,6 +21,7 @@ const (
 	KindNamespace          Kind = "Namespace"
 	KindPod                Kind = "Pod"
 	KindNode               Kind = "Node"
+	KindSecret             Kind = "Secret"
 )
 
 // ObjectRef names one node. Namespace is empty for cluster-scoped kinds, users and groups.
@@ -140,6 +141,20 @@ type Node struct {
 // Ref returns the reference of the node.
 func (n *Node) Ref() ObjectRef { return ObjectRef{Kind: KindNode, Name: n.Name} }
 
+// Secret is the metadata of a core/v1 Secret, indexed only when the operator enables it: its type and, for a
+// ServiceAccount token secret, the ServiceAccount it belongs to. kiem never reads or keeps secret data.
+type Secret struct {
+	Meta
+	Type string `json:"type,omitempty"`
+	// ServiceAccount is the kubernetes.io/service-account.name annotation of a token secret.
+	ServiceAccount string `json:"serviceAccountName,omitempty"`
+}
+
+// Ref returns the reference of the secret.
+func (s *Secret) Ref() ObjectRef {
+	return ObjectRef{Kind: KindSecret, Namespace: s.Namespace, Name: s.Name}
+}
+
 // User is a human user whose group membership the operator declares (a groups file exported from the identity
 // provider): users are not API objects, and the groups a token carries are invisible to RBAC objects.
 type User struct {
@@ -161,12 +176,13 @@ type Objects struct {
 	Pods                []Pod            `json:"pods,omitempty"`
 	Nodes               []Node           `json:"nodes,omitempty"`
 	Users               []User           `json:"users,omitempty"`
+	Secrets             []Secret         `json:"secrets,omitempty"`
 }
 
 // Count returns the number of objects of every kind together.
 func (o *Objects) Count() int {
 	return len(o.Namespaces) + len(o.ServiceAccounts) + len(o.Roles) + len(o.ClusterRoles) +
-		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods) + len(o.Nodes) + len(o.Users)
+		len(o.RoleBindings) + len(o.ClusterRoleBindings) + len(o.Pods) + len(o.Nodes) + len(o.Users) + len(o.Secrets)
 }
 
 // Append adds every object of other to o. Objects named twice are resolved by NewSnapshot: the later wins.
@@ -180,4 +196,5 @@ func (o *Objects) Append(other *Objects) {
 	o.Pods = append(o.Pods, other.Pods...)
 	o.Nodes = append(o.Nodes, other.Nodes...)
 	o.Users = append(o.Users, other.Users...)
+	o.Secrets = append(o.Secrets, other.Secrets...)
 }

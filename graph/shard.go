@@ -60,6 +60,8 @@ type nsShard struct {
 	saByName        map[string]int32
 	pods            []Pod // by name
 	podByName       map[string]int32
+	secrets         []Secret // by name; empty unless secret metadata is indexed
+	secretByName    map[string]int32
 }
 
 // inventoryShard holds Namespaces, Nodes and declared Users.
@@ -187,7 +189,7 @@ func buildCRBShard(bindings []Binding, table *principalTable) *crbShard {
 
 // buildNsShard indexes the objects of namespace ns, each kind sorted by name without repeats. Callers hold
 // table.mu.
-func buildNsShard(ns string, roles []Role, bindings []Binding, sas []ServiceAccount, pods []Pod, table *principalTable) *nsShard {
+func buildNsShard(ns string, roles []Role, bindings []Binding, sas []ServiceAccount, pods []Pod, secrets []Secret, table *principalTable) *nsShard {
 	sh := &nsShard{
 		ns:              ns,
 		srcRoles:        roles,
@@ -203,6 +205,8 @@ func buildNsShard(ns string, roles []Role, bindings []Binding, sas []ServiceAcco
 		saByName:        indexByName(sas, func(a *ServiceAccount) string { return a.Name }),
 		pods:            pods,
 		podByName:       indexByName(pods, func(p *Pod) string { return p.Name }),
+		secrets:         secrets,
+		secretByName:    indexByName(secrets, func(s *Secret) string { return s.Name }),
 	}
 	for i := range roles {
 		r := &roles[i]
@@ -295,6 +299,10 @@ func (sh *nsShard) object(ref ObjectRef) (Object, bool) {
 	case KindPod:
 		if i, ok := sh.podByName[ref.Name]; ok {
 			return &sh.pods[i], true
+		}
+	case KindSecret:
+		if i, ok := sh.secretByName[ref.Name]; ok {
+			return &sh.secrets[i], true
 		}
 	}
 	return nil, false

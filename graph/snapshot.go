@@ -145,9 +145,12 @@ func NewSnapshotWith(objs *Objects, opts SnapshotOptions) *Snapshot {
 	for _, p := range objs.Pods {
 		of(p.Namespace).Pods = append(of(p.Namespace).Pods, p)
 	}
+	for _, sec := range objs.Secrets {
+		of(sec.Namespace).Secrets = append(of(sec.Namespace).Secrets, sec)
+	}
 	for ns, o := range byNs {
 		s.nss[ns] = buildNsShard(ns, lastWins(o.Roles, nameKey[Role]), lastWins(o.RoleBindings, nameKey[Binding]),
-			lastWins(o.ServiceAccounts, nameKey[ServiceAccount]), lastWins(o.Pods, nameKey[Pod]), s.table)
+			lastWins(o.ServiceAccounts, nameKey[ServiceAccount]), lastWins(o.Pods, nameKey[Pod]), lastWins(o.Secrets, nameKey[Secret]), s.table)
 	}
 	s.finish(nil)
 	return s
@@ -169,7 +172,7 @@ func (s *Snapshot) finish(prev *Snapshot) {
 }
 
 type named interface {
-	Namespace | ServiceAccount | Role | Binding | Pod | Node | User
+	Namespace | ServiceAccount | Role | Binding | Pod | Node | User | Secret
 }
 
 // nameKey is the key of lastWins inside one shard, where every object shares the namespace.
@@ -188,6 +191,8 @@ func nameKey[T named](o *T) string {
 	case *Node:
 		return v.Name
 	case *User:
+		return v.Name
+	case *Secret:
 		return v.Name
 	}
 	return ""
@@ -251,6 +256,7 @@ func (s *Snapshot) Objects() *Objects {
 			o.ServiceAccounts = append(o.ServiceAccounts, sh.serviceAccounts...)
 			o.RoleBindings = append(o.RoleBindings, sh.bindings...)
 			o.Pods = append(o.Pods, sh.pods...)
+			o.Secrets = append(o.Secrets, sh.secrets...)
 			for _, e := range sh.roles {
 				o.Roles = append(o.Roles, *e.r)
 			}
@@ -284,7 +290,7 @@ func (s *Snapshot) Object(ref ObjectRef) (Object, bool) {
 		if i, ok := s.inv.userByName[ref.Name]; ok {
 			return &s.inv.users[i], true
 		}
-	case KindRole, KindRoleBinding, KindServiceAccount, KindPod:
+	case KindRole, KindRoleBinding, KindServiceAccount, KindPod, KindSecret:
 		if sh := s.nss[ref.Namespace]; sh != nil {
 			return sh.object(ref)
 		}

@@ -217,7 +217,7 @@ func encodeChange(i int, c Change) (encodedChange, error) {
 // storedKind tells the kinds UnmarshalObject decodes: the API objects. Users and groups are never stored.
 func storedKind(k Kind) bool {
 	switch k {
-	case KindNamespace, KindServiceAccount, KindRole, KindClusterRole, KindRoleBinding, KindClusterRoleBinding, KindPod, KindNode, KindUser:
+	case KindNamespace, KindServiceAccount, KindRole, KindClusterRole, KindRoleBinding, KindClusterRoleBinding, KindPod, KindNode, KindUser, KindSecret:
 		return true
 	}
 	return false

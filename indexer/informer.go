@@ -56,7 +56,7 @@ type informer struct {
 
 // newInformers requests the shared informers of every kind in liveKinds from a new factory. Nothing runs until
 // the factory is started.
-func newInformers(client kubernetes.Interface) (informers.SharedInformerFactory, map[graph.Kind]*informer) {
+func newInformers(client kubernetes.Interface, secrets bool) (informers.SharedInformerFactory, map[graph.Kind]*informer) {
 	// Resync stays off: it only replays the local cache (TECH-NOTES §3), which the graph already mirrors.
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slim))
 	infs := map[graph.Kind]cache.SharedIndexInformer{
@@ -68,6 +68,9 @@ func newInformers(client kubernetes.Interface) (informers.SharedInformerFactory,
 		graph.KindClusterRole:        f.Rbac().V1().ClusterRoles().Informer(),
 		graph.KindRoleBinding:        f.Rbac().V1().RoleBindings().Informer(),
 		graph.KindClusterRoleBinding: f.Rbac().V1().ClusterRoleBindings().Informer(),
+	}
+	if secrets {
+		infs[graph.KindSecret] = f.Core().V1().Secrets().Informer()
 	}
 	out := make(map[graph.Kind]*informer, len(infs))
 	for k, inf := range infs {
@@ -109,6 +112,15 @@ func slim(obj any) (any, error) {
 		n := &corev1.Node{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}
 		n.ManagedFields = nil
 		return n, nil
+	case *corev1.Secret:
+		// Never keep secret data: not data or stringData, and no annotation but the ServiceAccount a token
+		// belongs to (last-applied-configuration holds the data in clear).
+		m := metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, UID: o.UID, ResourceVersion: o.ResourceVersion,
+			CreationTimestamp: o.CreationTimestamp, Labels: o.Labels}
+		if sa, ok := o.Annotations[corev1.ServiceAccountNameKey]; ok {
+			m.Annotations = map[string]string{corev1.ServiceAccountNameKey: sa}
+		}
+		return &corev1.Secret{TypeMeta: o.TypeMeta, ObjectMeta: m, Type: o.Type}, nil
 	case cache.DeletedFinalStateUnknown:
 		return obj, nil
 	}

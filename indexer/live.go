@@ -43,6 +43,9 @@ type LiveOptions struct {
 	BatchMax int
 	// Workers is the number of goroutines that read and convert queued objects. Default 2.
 	Workers int
+	// Secrets indexes Secret metadata (type, and the ServiceAccount of a token secret; never data), which needs
+	// list and watch on secrets. Off by default.
+	Secrets bool
 }
 
 // Live mirrors a cluster into a LiveGraph: shared informers feed a rate-limited work queue of object keys,
@@ -67,6 +70,7 @@ type Live struct {
 	log       *slog.Logger
 	factory   informers.SharedInformerFactory
 	informers map[graph.Kind]*informer
+	kinds     []graph.Kind // what this indexer watches: liveKinds, plus Secret when enabled
 	ready     chan struct{}
 	running   atomic.Bool
 	stats     liveCounters
@@ -95,7 +99,11 @@ func NewLive(opts LiveOptions) (*Live, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Live{opts: opts, log: log.With("source", opts.Source), ready: make(chan struct{})}
-	l.factory, l.informers = newInformers(opts.Client)
+	l.factory, l.informers = newInformers(opts.Client, opts.Secrets)
+	l.kinds = liveKinds[:]
+	if opts.Secrets {
+		l.kinds = append(slices.Clone(l.kinds), graph.KindSecret)
+	}
 	for _, inf := range l.informers {
 		if _, err := inf.inf.AddEventHandler(l.handler(inf)); err != nil {
 			return nil, fmt.Errorf("indexer: add %s handler: %w", inf.kind, err)
@@ -222,7 +230,7 @@ func (l *Live) initialSync(ctx context.Context) error {
 // 10 seconds of a long list, how far the others are.
 func (l *Live) waitForSync(ctx context.Context) error {
 	start := time.Now()
-	waiting := slices.Clone(liveKinds[:])
+	waiting := slices.Clone(l.kinds)
 	poll := time.NewTicker(50 * time.Millisecond)
 	defer poll.Stop()
 	lastProgress := start
@@ -258,7 +266,7 @@ func (l *Live) waitForSync(ctx context.Context) error {
 func (l *Live) reconcile(head *graph.Snapshot) ([]graph.Change, int, error) {
 	listed := make(map[graph.ObjectRef]bool)
 	var changes []graph.Change
-	for _, kind := range liveKinds {
+	for _, kind := range l.kinds {
 		objs := l.informers[kind].inf.GetStore().List()
 		converted := make([]graph.Object, 0, len(objs))
 		for _, obj := range objs {
@@ -283,13 +291,13 @@ func (l *Live) reconcile(head *graph.Snapshot) ([]graph.Change, int, error) {
 			// Objects() holds aggregated ClusterRoles with the rules the snapshot computed; Object(ref) holds
 			// them as they were committed, the true before.
 			// Only the kinds the cluster holds are the cluster's to delete: declared Users come from elsewhere.
-			if ref := o.Ref(); !listed[ref] && slices.Contains(liveKinds[:], ref.Kind) {
+			if ref := o.Ref(); !listed[ref] && slices.Contains(l.kinds, ref.Kind) {
 				gone = append(gone, graph.NewChange(headObject(head, ref), nil))
 			}
 			return true
 		})
 		changes = append(changes, gone...)
-		kindOrder := func(k graph.Kind) int { return slices.Index(liveKinds[:], k) }
+		kindOrder := func(k graph.Kind) int { return slices.Index(l.kinds, k) }
 		slices.SortStableFunc(changes, func(a, b graph.Change) int {
 			return cmp.Or(cmp.Compare(kindOrder(a.Ref.Kind), kindOrder(b.Ref.Kind)), compareRefs(a.Ref, b.Ref))
 		})

@@ -52,6 +52,9 @@ func convertLive(obj any) (graph.Object, error) {
 		return p, nil
 	case *corev1.Node:
 		return &graph.Node{Meta: liveMeta(&o.ObjectMeta, false)}, nil
+	case *corev1.Secret:
+		return &graph.Secret{Meta: liveMeta(&o.ObjectMeta, true), Type: string(o.Type),
+			ServiceAccount: o.Annotations[corev1.ServiceAccountNameKey]}, nil
 	}
 	return nil, fmt.Errorf("convert: unexpected object type %T", obj)
 }

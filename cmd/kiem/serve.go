@@ -32,6 +32,7 @@ type serveFlags struct {
 	clusterName string
 	retention   string
 	logLevel    string
+	secrets     bool
 }
 
 func newServeCmd(s streams) *cobra.Command {
@@ -72,6 +73,8 @@ commands. kiem listens on loopback unless --listen says otherwise.`,
 	fl.StringVar(&f.clusterName, "cluster-name", "default", "name of the cluster, recorded as the source of every revision")
 	fl.StringVar(&f.retention, "retention", "", "history to keep: a duration (720h, 90d) or a number of revisions; empty keeps everything")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.secrets, "index-secrets", false,
+		"also index Secret metadata (type, and the ServiceAccount of token secrets; never data); needs list/watch on secrets")
 	return cmd
 }
 
@@ -243,7 +246,8 @@ func runCluster(ctx context.Context, log *slog.Logger, g *graph.Live, f *serveFl
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	ix, err := indexer.NewLive(indexer.LiveOptions{Client: cs, Graph: g, Logger: log.With("component", "indexer"), Source: "cluster:" + f.clusterName})
+	ix, err := indexer.NewLive(indexer.LiveOptions{Client: cs, Graph: g, Logger: log.With("component", "indexer"),
+		Source: "cluster:" + f.clusterName, Secrets: f.secrets})
 	if err != nil {
 		return err
 	}

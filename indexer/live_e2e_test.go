@@ -52,6 +52,8 @@ func TestLiveE2E(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		deadline := start.Add(commitBudget)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			for _, ch := range g.changesAfter(n) {
 				if ch.Op == op && ch.Ref == want {
@@ -62,7 +64,7 @@ func TestLiveE2E(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s %s not committed within %v; committed: %v", op, want, commitBudget, g.changesAfter(n))
 			}
-			time.Sleep(2 * time.Millisecond)
+			<-tick.C
 		}
 	}
 	check := func(t *testing.T, err error) {

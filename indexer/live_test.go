@@ -350,13 +350,15 @@ func TestLiveRunLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			t.Fatalf("%d goroutines after Run returned, %d before:\n%s", runtime.NumGoroutine(), before,
 				buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 }
 

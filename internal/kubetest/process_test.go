@@ -34,11 +34,13 @@ func TestStopKillsProcessGroup(t *testing.T) {
 	// Ignoring TERM is inherited by the background sleep, so only the group SIGKILL can end both.
 	p := startBash(t, `trap '' TERM; sleep 300 & echo started; wait`)
 	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
 	for len(groupMembers(t, p.pid())) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("group %d never had 2 members: %v", p.pid(), groupMembers(t, p.pid()))
 		}
-		time.Sleep(pollInterval)
+		<-tick.C
 	}
 	const grace = 300 * time.Millisecond
 	ctx, cancel := context.WithTimeout(t.Context(), grace)

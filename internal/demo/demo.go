@@ -39,9 +39,15 @@ func apps() []string {
 // Timeline returns the demo's history, oldest step first. The first step installs the cluster; each later one
 // applies a file of timeline/ against the state the steps before it left.
 func Timeline(ctx context.Context) ([]Step, error) {
+	steps, _, err := timeline(ctx)
+	return steps, err
+}
+
+// timeline builds the steps and the snapshot they leave.
+func timeline(ctx context.Context) ([]Step, *graph.Snapshot, error) {
 	base, err := baseObjects(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cur := graph.NewSnapshot(&graph.Objects{})
 	first := graph.ReconcileChanges(cur, base)
@@ -50,12 +56,12 @@ func Timeline(ctx context.Context) ([]Step, error) {
 
 	files, err := fs.Glob(timelineFS, "timeline/*.yaml")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, f := range files {
 		objs, _, err := indexer.LoadFS(ctx, timelineFS, []string{f}, indexer.LoadOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("demo timeline: %w", err)
+			return nil, nil, fmt.Errorf("demo timeline: %w", err)
 		}
 		var changes []graph.Change
 		objs.Each(func(o graph.Object) bool {
@@ -75,22 +81,18 @@ func Timeline(ctx context.Context) ([]Step, error) {
 		name := path.Base(f)
 		steps = append(steps, Step{Name: "demo: " + name[3:len(name)-len(".yaml")], Ago: time.Duration(len(files)-i) * 20 * time.Hour, Changes: changes})
 	}
-	return steps, nil
+	return steps, cur, nil
 }
 
 // Final returns the objects the whole timeline leaves.
 func Final(ctx context.Context) (*graph.Objects, error) {
-	steps, err := Timeline(ctx)
+	_, final, err := timeline(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s := graph.NewSnapshot(&graph.Objects{})
-	for _, st := range steps {
-		s = s.Apply(st.Changes)
-	}
 	// Copy: the snapshot's objects are shared.
 	out := &graph.Objects{}
-	out.Append(s.Objects())
+	out.Append(final.Objects())
 	return out, nil
 }
 

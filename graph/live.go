@@ -167,58 +167,51 @@ func (l *Live) Reconcile(objs *Objects) []Change {
 
 // ReconcileChanges lists the changes that turn snapshot cur's objects into objs.
 func ReconcileChanges(cur *Snapshot, objs *Objects) []Change {
-	want := map[ObjectRef]Object{}
-	var order []ObjectRef
+	var want []Object
 	normalised := NewSnapshotWith(objs, SnapshotOptions{APIAggregation: true}) // dedups and sets kinds; rules untouched
 	normalised.Objects().Each(func(o Object) bool {
 		if o2, ok := normalised.Object(o.Ref()); ok {
 			o = o2
 		}
-		want[o.Ref()] = o
-		order = append(order, o.Ref())
+		want = append(want, o)
 		return true
 	})
+	return reconcile(cur, want, func(Kind) bool { return true })
+}
+
+// ReconcileUsers lists the changes that make the declared Users of cur those of users: a groups file reloaded.
+func ReconcileUsers(cur *Snapshot, users []User) []Change {
+	want := make([]Object, len(users))
+	for i := range users {
+		want[i] = &users[i]
+	}
+	return reconcile(cur, want, func(k Kind) bool { return k == KindUser })
+}
+
+// reconcile lists the changes that turn the objects of cur whose kinds owns accepts into want: adds and updates
+// in want's order, then deletions of what cur holds and want lacks, each with cur's object as given as Before.
+func reconcile(cur *Snapshot, want []Object, owns func(Kind) bool) []Change {
+	wanted := make(map[ObjectRef]bool, len(want))
 	var changes []Change
-	for _, ref := range order {
+	for _, o := range want {
+		ref := o.Ref()
+		wanted[ref] = true
 		have, ok := cur.Object(ref)
 		switch {
 		case !ok:
-			changes = append(changes, NewChange(nil, want[ref]))
-		case !sameObject(have, want[ref]):
-			changes = append(changes, NewChange(have, want[ref]))
+			changes = append(changes, NewChange(nil, o))
+		case !sameObject(have, o):
+			changes = append(changes, NewChange(have, o))
 		}
 	}
 	cur.Objects().Each(func(o Object) bool {
-		if _, ok := want[o.Ref()]; !ok {
-			if have, found := cur.Object(o.Ref()); found {
+		if ref := o.Ref(); owns(ref.Kind) && !wanted[ref] {
+			if have, found := cur.Object(ref); found {
 				o = have
 			}
 			changes = append(changes, NewChange(o, nil))
 		}
 		return true
 	})
-	return changes
-}
-
-// ReconcileUsers lists the changes that make the declared Users of cur those of users: a groups file reloaded.
-func ReconcileUsers(cur *Snapshot, users []User) []Change {
-	var changes []Change
-	want := make(map[string]bool, len(users))
-	for i := range users {
-		u := &users[i]
-		want[u.Name] = true
-		have, ok := cur.Object(u.Ref())
-		switch {
-		case !ok:
-			changes = append(changes, NewChange(nil, u))
-		case !sameObject(have, u):
-			changes = append(changes, NewChange(have, u))
-		}
-	}
-	for i := range cur.inv.users {
-		if u := &cur.inv.users[i]; !want[u.Name] {
-			changes = append(changes, NewChange(u, nil))
-		}
-	}
 	return changes
 }

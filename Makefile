@@ -9,7 +9,7 @@ BENCH_TIME  ?= 1x
 # Pinned (v0.8.2 is staticcheck 2026.2.2); `go run pkg@version` builds it once into the Go build cache and needs no go.mod entry.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-unit test-oracle kube-binaries lint fmt prereq bench generate clean
+.PHONY: all build test test-unit test-oracle kube-binaries lint fmt prereq bench generate gqlgen check-generated clean
 
 all: build
 
@@ -39,8 +39,22 @@ kube-binaries: prereq
 test-oracle:
 	cd $(ORACLE_DIR) && $(GO) test -count=1 ./...
 
-## lint: gofmt, go vet and staticcheck over both modules.
-lint: prereq
+## gqlgen: regenerate the GraphQL server code (gql/generated.go, gql/models_gen.go) from gql/schema/*.graphqls.
+gqlgen: prereq
+	$(GO) tool gqlgen generate --config gqlgen.yml
+
+## check-generated: the committed gqlgen code must be what the schema and gqlgen.yml generate.
+GENERATED := gql/generated.go gql/models_gen.go gql/schema.resolvers.go
+check-generated: prereq
+	@before=$$(sha256sum $(GENERATED)); \
+	 $(GO) tool gqlgen generate --config gqlgen.yml; \
+	 after=$$(sha256sum $(GENERATED) 2>/dev/null || true); \
+	 if [ "$$before" != "$$after" ]; then \
+	   echo "check-generated: the gqlgen code was stale; it is regenerated now (review and commit it):" >&2; \
+	   diff <(echo "$$before") <(echo "$$after") >&2 || true; exit 1; fi
+
+## lint: gofmt, go vet and staticcheck over both modules, and generated code current.
+lint: prereq check-generated
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	 if [ -n "$$out" ]; then echo "gofmt: these files need 'gofmt -w':" >&2; echo "$$out" >&2; exit 1; fi
 	$(GO) vet ./...

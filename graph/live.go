@@ -18,6 +18,9 @@ type Live struct {
 
 	mu  sync.Mutex // serialises Commit
 	cur atomic.Pointer[liveHead]
+	// updated is closed and replaced by every commit that moves the head, waking every waiter at once without
+	// a queue per subscriber that a slow one could fill.
+	updated atomic.Pointer[chan struct{}]
 
 	cacheMu sync.Mutex
 	cache   []cachedSnapshot // most recently used last
@@ -50,11 +53,23 @@ func OpenLive(ctx context.Context, store *Store, opts SnapshotOptions) (*Live, e
 		}
 	}
 	l.cur.Store(&liveHead{rev: head, snap: NewSnapshotWith(objs, opts)})
+	ch := make(chan struct{})
+	l.updated.Store(&ch)
 	return l, nil
 }
 
+// Updated returns a channel that is closed when the head moves past what it is now. Take the channel before
+// reading Head, so that a commit in between is not missed.
+func (l *Live) Updated() <-chan struct{} { return *l.updated.Load() }
+
 // Current returns the head snapshot. It never changes; a later commit publishes a new one.
 func (l *Live) Current() *Snapshot { return l.cur.Load().snap }
+
+// HeadSnapshot returns the head revision and its snapshot, read together.
+func (l *Live) HeadSnapshot() (Revision, *Snapshot) {
+	h := l.cur.Load()
+	return h.rev, h.snap
+}
 
 // Head returns the head revision (0 before the first commit).
 func (l *Live) Head() Revision { return l.cur.Load().rev }
@@ -81,6 +96,8 @@ func (l *Live) CommitAt(ctx context.Context, source string, wall time.Time, chan
 	}
 	next := l.Current().Apply(changes)
 	l.cur.Store(&liveHead{rev: info.Revision, snap: next})
+	ch := make(chan struct{})
+	close(*l.updated.Swap(&ch))
 	return info.Revision, nil
 }
 
@@ -120,8 +137,15 @@ func (l *Live) At(ctx context.Context, rev Revision) (*Snapshot, error) {
 // Diff compares revisions from and to (from < to): the objects that changed in (from, to], condensed per object,
 // and the grants gained and lost by every subject they touch.
 func (l *Live) Diff(ctx context.Context, from, to Revision) (Diff, error) {
+	d, _, _, err := l.DiffSnapshots(ctx, from, to)
+	return d, err
+}
+
+// DiffSnapshots is Diff that also returns the snapshots of from and to, which the grant paths of the answer
+// point into (lost grants into from's, gained ones into to's).
+func (l *Live) DiffSnapshots(ctx context.Context, from, to Revision) (Diff, *Snapshot, *Snapshot, error) {
 	if from > to {
-		return Diff{}, fmt.Errorf("diff %d..%d: the first revision must not be after the second", from, to)
+		return Diff{}, nil, nil, fmt.Errorf("diff %d..%d: the first revision must not be after the second", from, to)
 	}
 	var changes []Change
 	err := l.store.Changes(ctx, from, to, func(c ChangeRecord) bool {
@@ -129,18 +153,19 @@ func (l *Live) Diff(ctx context.Context, from, to Revision) (Diff, error) {
 		return true
 	})
 	if err != nil {
-		return Diff{}, fmt.Errorf("diff %d..%d: %w", from, to, err)
+		return Diff{}, nil, nil, fmt.Errorf("diff %d..%d: %w", from, to, err)
 	}
 	b, err := l.At(ctx, to)
 	if err != nil {
-		return Diff{}, err
+		return Diff{}, nil, nil, err
 	}
 	objects := CondenseChanges(changes)
 	// The state at from is the state at to with the range's changes undone: applying the inverse to the (usually
 	// resident) later snapshot costs what the change costs, where materialising a past revision costs what the
 	// cluster costs.
 	a := b.Apply(invert(objects))
-	return DiffSnapshots(ctx, a, b, objects)
+	d, err := DiffSnapshots(ctx, a, b, objects)
+	return d, a, b, err
 }
 
 // invert returns the changes that undo objects.

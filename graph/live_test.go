@@ -111,3 +111,39 @@ func TestDeclaredUsers(t *testing.T) {
 		t.Fatalf("ReconcileUsers of the same file = %+v, want nothing", again)
 	}
 }
+
+func TestLiveUpdatedWakesWaitersOnCommit(t *testing.T) {
+	ctx := context.Background()
+	l, err := OpenLive(ctx, openStoreAt(t, StoreOptions{Dir: t.TempDir()}), SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := l.Updated()
+	select {
+	case <-before:
+		t.Fatal("Updated is closed before any commit")
+	default:
+	}
+	reader := role("", "reader", rule("get", "", "pods"))
+	if _, err := l.Commit(ctx, "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-before:
+		t.Fatal("an empty commit moved nothing but closed Updated")
+	default:
+	}
+	rev, err := l.Commit(ctx, "test", []Change{NewChange(nil, &reader)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-before // closed by the commit; a missed wake-up would hang the test
+	if l.Head() != rev {
+		t.Fatalf("head %d after wake-up, want %d", l.Head(), rev)
+	}
+	select {
+	case <-l.Updated():
+		t.Fatal("the new Updated channel is already closed")
+	default:
+	}
+}

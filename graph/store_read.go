@@ -256,6 +256,48 @@ func (s *Store) Revisions(ctx context.Context, from, to Revision, fn func(Revisi
 	})
 }
 
+// RevisionsBackward is Revisions newest first: the revisions in (from, to], from to down.
+func (s *Store) RevisionsBackward(ctx context.Context, from, to Revision, fn func(RevisionInfo) bool) error {
+	if from >= to {
+		return nil
+	}
+	if to > s.Head() {
+		return fmt.Errorf("revisions to %d, head %d: %w", to, s.Head(), ErrFutureRevision)
+	}
+	floor := max(from+1, s.Horizon())
+	return s.view(ctx, s.readTS.Load(), func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: revisionsPrefix, PrefetchValues: true, Reverse: true})
+		defer it.Close()
+		n := 0
+		for it.Seek(revisionKey(to)); it.Valid(); it.Next() {
+			if n++; n%ctxEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			rev, err := parseRevisionKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if rev < floor {
+				return nil
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			info, err := decodeRevision(rev, v)
+			if err != nil {
+				return err
+			}
+			if !fn(info) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
 func decodeRevision(rev Revision, v []byte) (RevisionInfo, error) {
 	var rv revisionValue
 	if err := json.Unmarshal(v, &rv); err != nil {

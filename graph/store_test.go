@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +214,14 @@ func TestStoreRevisions(t *testing.T) {
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("Revisions(%d, %d) (-want +got):\n%s", tc.from, tc.to, diff)
+		}
+		var back []RevisionInfo
+		if err := s.RevisionsBackward(context.Background(), tc.from, tc.to, func(ri RevisionInfo) bool { back = append(back, ri); return true }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Reverse(back)
+		if diff := cmp.Diff(tc.want, back); diff != "" {
+			t.Errorf("RevisionsBackward(%d, %d), reversed (-want +got):\n%s", tc.from, tc.to, diff)
 		}
 	}
 	if err := s.Revisions(context.Background(), 0, 9, func(RevisionInfo) bool { return true }); !errors.Is(err, ErrFutureRevision) {

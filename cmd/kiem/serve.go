@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/kiem-io/kiem/gql"
+	"github.com/kiem-io/kiem/gql/auth"
 	"github.com/kiem-io/kiem/graph"
 	"github.com/kiem-io/kiem/indexer"
 	"github.com/kiem-io/kiem/internal/demo"
@@ -33,6 +35,20 @@ type serveFlags struct {
 	retention   string
 	logLevel    string
 	secrets     bool
+	api         apiFlags
+}
+
+// apiFlags configure who may use the API and how much one request may ask for.
+type apiFlags struct {
+	authMode       string
+	tokenFile      string
+	insecureNoAuth bool
+	publicMetrics  bool
+	introspection  bool
+	origins        []string
+	maxDepth       int
+	maxCost        int
+	timeout        time.Duration
 }
 
 func newServeCmd(s streams) *cobra.Command {
@@ -55,9 +71,17 @@ Sources, one of:
 --groups-file FILE declares which groups human users belong to (a YAML/JSON map user -> groups, exported from the
 identity provider); it is committed as its own revision, and a changed file records the difference.
 
-Endpoints: /healthz (alive), /readyz (ready once the initial sync is committed), /metrics (Prometheus).
-The GraphQL API and the browser explorer come next; until then, query with 'kiem history' and the query
-commands. kiem listens on loopback unless --listen says otherwise.`,
+Endpoints: /graphql (the GraphQL API: queries, mutations, and subscriptions over websocket), /healthz (alive),
+/readyz (ready once the initial sync is committed), /metrics (Prometheus; needs a token unless
+--public-metrics). kiem listens on loopback unless --listen says otherwise.
+
+Authentication (every GraphQL operation needs it; see docs/auth.md):
+  --token-file FILE    CSV lines TOKEN,USER,ROLE; TOKEN is sha256:<hex> or the token itself; ROLE viewer or admin
+  --auth=kubernetes    TokenReview authenticates the bearer token, SubjectAccessReview on the virtual resource
+                       graph.kiem.io decides the role (get: viewer, update: admin); for running in a cluster
+  (neither)            on a loopback address kiem makes a random admin token and prints it; elsewhere it refuses
+  --insecure-no-auth   no authentication at all; refused unless --listen is a loopback address
+Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_init. Tokens never go in URLs.`,
 		Example: `  kiem serve --demo
   kiem serve --kubeconfig ~/.kube/config --context prod --cluster-name prod --retention 90d
   kiem serve --snapshot ./manifests --data-dir /var/lib/kiem`,
@@ -75,6 +99,15 @@ commands. kiem listens on loopback unless --listen says otherwise.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.secrets, "index-secrets", false,
 		"also index Secret metadata (type, and the ServiceAccount of token secrets; never data); needs list/watch on secrets")
+	fl.StringVar(&f.api.authMode, "auth", "", `authentication: "token" (--token-file, or a generated token on loopback) or "kubernetes" (TokenReview + SubjectAccessReview)`)
+	fl.StringVar(&f.api.tokenFile, "token-file", "", "CSV file of TOKEN,USER,ROLE lines (ROLE: viewer or admin); re-read when it changes")
+	fl.BoolVar(&f.api.insecureNoAuth, "insecure-no-auth", false, "serve without authentication (refused unless --listen is a loopback address)")
+	fl.BoolVar(&f.api.publicMetrics, "public-metrics", false, "serve /metrics without authentication")
+	fl.BoolVar(&f.api.introspection, "introspection", false, "allow GraphQL schema introspection")
+	fl.StringSliceVar(&f.api.origins, "allowed-origins", nil, "hosts (patterns) whose pages may open websockets besides kiem's own, e.g. ui.example.com")
+	fl.IntVar(&f.api.maxDepth, "max-query-depth", gql.DefaultMaxDepth, "deepest GraphQL selection allowed")
+	fl.IntVar(&f.api.maxCost, "max-query-cost", gql.DefaultMaxCost, "costliest GraphQL operation allowed (page sizes multiply)")
+	fl.DurationVar(&f.api.timeout, "request-timeout", gql.DefaultTimeout, "longest a query or mutation may run")
 	return cmd
 }
 
@@ -120,6 +153,10 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	authn, announce, err := authenticator(ctx, log, f)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -136,23 +173,41 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	srv := &server{log: log, graph: g, ready: make(chan struct{})}
+	srv := &server{log: log, graph: g, ready: make(chan struct{}), auth: authn, publicMetrics: f.api.publicMetrics}
+	srv.api, err = gql.NewHandler(gql.Options{
+		Graph: g, Cluster: f.clusterName, Source: sourceKind(f), Version: version, Logger: log.With("component", "graphql"),
+		Ready: srv.isReady, Reload: reloader(log, g, f),
+	}, gql.ServeOptions{
+		Auth: authn, Introspection: f.api.introspection, OriginPatterns: f.api.origins,
+		MaxDepth: f.api.maxDepth, MaxCost: f.api.maxCost, Timeout: f.api.timeout,
+	})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.serveHTTP(ctx, ln) }()
+	if tf, ok := authn.(*auth.TokenFile); ok {
+		go func() {
+			if err := tf.Run(ctx, 5*time.Second); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("token file watcher stopped", "err", err)
+			}
+		}()
+	}
 
 	log.Info("kiem serving", "url", "http://"+ln.Addr().String(), "data-dir", dir, "revision", g.Head())
+	announce(s.err, ln.Addr().String())
 	var indexErr error
 	switch {
 	case f.src.demo:
 		indexErr = replayDemo(ctx, log, g)
 		if indexErr == nil && f.src.groupsFile != "" {
-			indexErr = commitGroups(ctx, log, g, f.src.groupsFile)
+			_, indexErr = commitGroups(ctx, log, g, f.src.groupsFile)
 		}
 		srv.markReady()
 	case len(f.src.snapshots) > 0:
-		indexErr = commitSnapshot(ctx, log, g, &f.src)
+		_, indexErr = commitSnapshot(ctx, log, g, &f.src)
 		srv.markReady()
 	default:
 		indexErr = runCluster(ctx, log, g, f, srv)
@@ -202,10 +257,10 @@ func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live) error {
 }
 
 // commitSnapshot commits what changed in the snapshot files since the store's head as one revision.
-func commitSnapshot(ctx context.Context, log *slog.Logger, g *graph.Live, src *sourceFlags) error {
+func commitSnapshot(ctx context.Context, log *slog.Logger, g *graph.Live, src *sourceFlags) (int, error) {
 	objs, err := src.objects(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	changes := g.Reconcile(objs)
 	kind := "initial"
@@ -214,26 +269,26 @@ func commitSnapshot(ctx context.Context, log *slog.Logger, g *graph.Live, src *s
 	}
 	rev, err := g.Commit(ctx, "snapshot:"+strings.Join(src.snapshots, ",")+":"+kind, changes)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	log.Info("snapshot indexed", "revision", rev, "changes", len(changes), "objects", objs.Count())
-	return nil
+	return len(changes), nil
 }
 
 // commitGroups commits the declared group membership of a groups file as one revision (what changed since the
 // store's head: users added, changed, or no longer in the file).
-func commitGroups(ctx context.Context, log *slog.Logger, g *graph.Live, path string) error {
+func commitGroups(ctx context.Context, log *slog.Logger, g *graph.Live, path string) (int, error) {
 	users, err := indexer.LoadGroups(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	changes := graph.ReconcileUsers(g.Current(), users)
 	rev, err := g.Commit(ctx, "groups-file:"+path, changes)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	log.Info("groups file indexed", "revision", rev, "users", len(users), "changes", len(changes))
-	return nil
+	return len(changes), nil
 }
 
 // runCluster indexes a live cluster until ctx ends.
@@ -260,7 +315,7 @@ func runCluster(ctx context.Context, log *slog.Logger, g *graph.Live, f *serveFl
 		case <-ix.Ready():
 			log.Info("initial sync committed", "revision", g.Head())
 			if f.src.groupsFile != "" {
-				if err := commitGroups(ctx, log, g, f.src.groupsFile); err != nil {
+				if _, err := commitGroups(ctx, log, g, f.src.groupsFile); err != nil {
 					groupsErr <- err
 					cancel()
 					return
@@ -299,10 +354,22 @@ func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 
 // server serves kiem's HTTP endpoints.
 type server struct {
-	log     *slog.Logger
-	graph   *graph.Live
-	indexer *indexer.Live // nil unless indexing a cluster
-	ready   chan struct{}
+	log           *slog.Logger
+	graph         *graph.Live
+	indexer       *indexer.Live // nil unless indexing a cluster
+	ready         chan struct{}
+	api           http.Handler // /graphql, authenticated
+	auth          auth.Authenticator
+	publicMetrics bool
+}
+
+func (s *server) isReady() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *server) markReady() {
@@ -324,7 +391,12 @@ func (s *server) handler() http.Handler {
 			http.Error(w, "initial sync in progress", http.StatusServiceUnavailable)
 		}
 	})
-	mux.Handle("GET /metrics", s.metricsHandler())
+	metrics := s.metricsHandler()
+	if !s.publicMetrics {
+		metrics = auth.Middleware(s.auth, s.log, metrics)
+	}
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("/graphql", s.api)
 	return mux
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -85,9 +87,24 @@ func TestServeDemoThenHistory(t *testing.T) {
 	if code, body := get("http://" + addr + "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
-	_, metrics := get("http://" + addr + "/metrics")
+	token := printedToken(t, &stderr)
+	if code, _ := get("http://" + addr + "/metrics"); code != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a token = %d, want 401", code)
+	}
+	if code, body := post(t, "http://"+addr+"/graphql", "", `{ server { revision } }`); code != http.StatusUnauthorized {
+		t.Fatalf("/graphql without a token = %d %s, want 401", code, body)
+	}
+	_, metrics := getWithToken(t, "http://"+addr+"/metrics", token)
 	if !strings.Contains(metrics, "kiem_revision 8") || !strings.Contains(metrics, "kiem_ready 1") {
 		t.Fatalf("/metrics lacks revision 8 (the demo's 7 and the groups file):\n%s", metrics)
+	}
+	code, body := post(t, "http://"+addr+"/graphql", token, `{ server { revision source ready viewer { role } } }`)
+	if code != 200 || !strings.Contains(body, `"revision":8`) || !strings.Contains(body, `"role":"ADMIN"`) || !strings.Contains(body, `"source":"demo"`) {
+		t.Fatalf("/graphql server = %d %s", code, body)
+	}
+	// The groups file is read again by the reload mutation; unchanged, it commits nothing.
+	if code, body := post(t, "http://"+addr+"/graphql", token, `mutation { reload { revision changes } }`); code != 200 || !strings.Contains(body, `"changes":0`) {
+		t.Fatalf("reload = %d %s", code, body)
 	}
 	cancel()
 	select {
@@ -125,5 +142,114 @@ func TestServeDemoThenHistory(t *testing.T) {
 	}
 	if r := kiem(t, "", "history", "diff", "5", "x", "--data-dir", dir); r.code != 2 {
 		t.Fatalf("history diff with a bad revision: code %d", r.code)
+	}
+}
+
+// printedToken returns the admin token serve printed for a loopback server without a token file.
+func printedToken(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
+	var token string
+	waitFor(t, "the printed admin token", func() bool {
+		out := stderr.String()
+		_, after, ok := strings.Cut(out, "admin token")
+		if !ok {
+			return false
+		}
+		for _, line := range strings.Split(after, "\n")[1:] {
+			if f := strings.TrimSpace(line); f != "" {
+				token = f
+				return true
+			}
+		}
+		return false
+	})
+	return token
+}
+
+func getWithToken(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// post sends a GraphQL query with a bearer token ("" for none).
+func post(t *testing.T, url, token, query string) (int, string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"query": query})
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestServeRefusesUnauthenticatedExposure(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no auth on all interfaces", []string{"serve", "--demo", "--listen", "0.0.0.0:0"}, "needs authentication"},
+		{"insecure on all interfaces", []string{"serve", "--demo", "--listen", "0.0.0.0:0", "--insecure-no-auth"}, "loopback address only"},
+		{"insecure with a token file", []string{"serve", "--demo", "--insecure-no-auth", "--token-file", "x.csv"}, "excludes"},
+		{"unknown auth mode", []string{"serve", "--demo", "--auth", "ldap"}, "want token or kubernetes"},
+		{"missing token file", []string{"serve", "--demo", "--token-file", "/nonexistent/tokens.csv"}, "tokens.csv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := kiem(t, "", tt.args...)
+			if r.code != 2 || !strings.Contains(r.err, tt.want) {
+				t.Fatalf("code %d, stderr %q; want 2 and %q", r.code, r.err, tt.want)
+			}
+		})
+	}
+}
+
+func TestServeInsecureOnLoopbackAndTokenFile(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens.csv")
+	sum := sha256.Sum256([]byte("s3cret-viewer"))
+	if err := os.WriteFile(tokens, []byte("sha256:"+hex.EncodeToString(sum[:])+",vera,viewer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		args        []string
+	}{
+		{"insecure", "", []string{"--insecure-no-auth"}},
+		{"token file", "s3cret-viewer", []string{"--token-file", tokens}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stderr syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, append([]string{"serve", "--demo", "--listen", addr}, tc.args...), strings.NewReader(""), io.Discard, &stderr)
+			}()
+			waitFor(t, "/readyz", func() bool { code, _ := get("http://" + addr + "/readyz"); return code == 200 })
+			code, body := post(t, "http://"+addr+"/graphql", tc.token, `{ can(subject: {kind: SERVICE_ACCOUNT, namespace: "payments", name: "ci-deployer"}, action: {verb: "*", resource: "*"}) { allowed } }`)
+			if code != 200 || !strings.Contains(body, `"allowed":true`) {
+				t.Fatalf("can = %d %s\n%s", code, body, stderr.String())
+			}
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+			}
+		})
 	}
 }

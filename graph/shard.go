@@ -33,6 +33,7 @@ type crShard struct {
 	// aggregating holds the selectors of every aggregated ClusterRole kiem recomputes: a change to a role that
 	// none of them matches, and that aggregates nothing itself, leaves every aggregation as it was.
 	aggregating []labels.Selector
+	search      lazyIndex
 }
 
 // crbShard holds ClusterRoleBindings. Their ClusterRoles resolve at query time, so the two shards change apart.
@@ -42,6 +43,7 @@ type crbShard struct {
 	bindingByName map[string]int32
 	bySubject     map[principal][]int32 // ClusterRoleBindings naming a user or group
 	byClusterRole map[string][]int32
+	search        lazyIndex
 }
 
 // nsShard holds the namespaced objects of one namespace.
@@ -62,6 +64,7 @@ type nsShard struct {
 	podByName       map[string]int32
 	secrets         []Secret // by name; empty unless secret metadata is indexed
 	secretByName    map[string]int32
+	search          lazyIndex
 }
 
 // inventoryShard holds Namespaces, Nodes and declared Users.
@@ -72,6 +75,7 @@ type inventoryShard struct {
 	nsByName   map[string]int32
 	nodes      []Node // by name
 	nodeByName map[string]int32
+	search     lazyIndex
 }
 
 // buildCRShard indexes ClusterRoles, sorted by name without repeats, computing aggregation unless the API's

@@ -173,7 +173,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		"--client-ca-file=" + c.pki.caFile,
 		"--token-auth-file=" + tokenFile,
 		"--authorization-mode=RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-issuer=" + saIssuer,
 		"--service-account-key-file=" + c.pki.saPublicFile, "--service-account-signing-key-file=" + c.pki.saKeyFile,
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--cert-dir=" + filepath.Join(c.dir, "certs"),

@@ -33,6 +33,7 @@ type pki struct {
 	keyFile      string
 	saPublicFile string // service-account token verification key
 	saKeyFile    string // service-account token signing key
+	saKey        *rsa.PrivateKey
 }
 
 // writePKI creates a CA, a serving certificate signed by it and an RSA service-account key pair under dir.
@@ -107,6 +108,7 @@ func writePKI(dir string) (*pki, error) {
 		keyFile:      filepath.Join(dir, "apiserver.key"),
 		saPublicFile: filepath.Join(dir, "sa.pub"),
 		saKeyFile:    filepath.Join(dir, "sa.key"),
+		saKey:        saKey,
 	}
 	files := []struct {
 		path string

@@ -59,7 +59,9 @@ func (v *view) neighbourhood(ctx context.Context, ref graph.ObjectRef, depth *in
 		}
 		var next []graph.ObjectRef
 		for _, at := range frontier {
-			for _, l := range v.links(at) {
+			// A node's links are enumerated up to the room left: a group such as system:serviceaccounts has every
+			// ServiceAccount as a member, and listing 40,000 of them to keep 200 is the cost the bound prevents.
+			for _, l := range v.links(at, limit-len(out.Nodes)+1) {
 				other := l.to
 				if other == at {
 					other = l.from
@@ -99,8 +101,9 @@ func (v *view) anyNode(ref graph.ObjectRef) Node {
 	return v.nodeOf(ref)
 }
 
-// links lists the edges that touch ref, in a stable order.
-func (v *view) links(ref graph.ObjectRef) []link {
+// links lists the edges that touch ref, in a stable order. The lists that can be huge (a group's members, a
+// namespace's objects, a node's pods) stop after room edges; the others are short or already materialised.
+func (v *view) links(ref graph.ObjectRef, room int) []link {
 	var out []link
 	add := func(from, to graph.ObjectRef, t EdgeType) { out = append(out, link{from, to, t}) }
 	nsRef := graph.ObjectRef{Kind: graph.KindNamespace, Name: ref.Namespace}
@@ -117,7 +120,7 @@ func (v *view) links(ref graph.ObjectRef) []link {
 		}
 	case graph.KindGroup:
 		subjectOf()
-		for _, m := range v.members(ref.Name) {
+		for _, m := range v.membersUpTo(ref.Name, room) {
 			add(m, ref, EdgeTypeMemberOf)
 		}
 	case graph.KindServiceAccount:
@@ -166,7 +169,7 @@ func (v *view) links(ref graph.ObjectRef) []link {
 		for _, k := range namespacedKinds {
 			v.snap.Each(graphKind(k), ref.Name, func(o graph.Object) bool {
 				add(o.Ref(), ref, EdgeTypeScopedTo)
-				return true
+				return len(out) < room
 			})
 		}
 	case graph.KindPod:
@@ -183,7 +186,7 @@ func (v *view) links(ref graph.ObjectRef) []link {
 		}
 		add(ref, nsRef, EdgeTypeScopedTo)
 	case graph.KindNode:
-		for _, p := range v.podsOn(ref.Name) {
+		for _, p := range v.podsOnUpTo(ref.Name, room) {
 			add(p, ref, EdgeTypeRunsOn)
 		}
 	case graph.KindSecret:

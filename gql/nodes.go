@@ -239,9 +239,15 @@ func (g *Group) Members(first *int, after *string) (*NodeConnection, error) {
 }
 
 // members lists the refs of group's members: declared users, then ServiceAccounts for the ServiceAccount groups.
-func (v *view) members(group string) []graph.ObjectRef {
+func (v *view) members(group string) []graph.ObjectRef { return v.membersUpTo(group, -1) }
+
+// membersUpTo is members, stopping after n (n < 0: all).
+func (v *view) membersUpTo(group string, n int) []graph.ObjectRef {
 	var refs []graph.ObjectRef
 	for _, u := range v.snap.MembersOf(group) {
+		if len(refs) == n {
+			return refs
+		}
 		refs = append(refs, graph.ObjectRef{Kind: graph.KindUser, Name: u})
 	}
 	saNamespace, isSAGroup := "", group == graph.GroupServiceAccounts || group == graph.GroupAuthenticated
@@ -250,6 +256,9 @@ func (v *view) members(group string) []graph.ObjectRef {
 	}
 	if isSAGroup {
 		v.snap.Each(graph.KindServiceAccount, saNamespace, func(o graph.Object) bool {
+			if len(refs) == n {
+				return false
+			}
 			refs = append(refs, o.Ref())
 			return true
 		})
@@ -519,17 +528,18 @@ type ClusterNode struct {
 func (n *ClusterNode) Meta() *ObjectMeta { return metaOf(&n.obj.Meta) }
 func (n *ClusterNode) Labels() []*Label  { return labelsOf(n.obj.Labels) }
 func (n *ClusterNode) Pods(first *int, after *string) (*PodConnection, error) {
-	return podConnection(n.v, n.v.podsOn(n.ref.Name), first, after)
+	return podConnection(n.v, n.v.podsOnUpTo(n.ref.Name, -1), first, after)
 }
 
-// podsOn lists the pods scheduled on node: a walk over every pod, as no index serves this rare question.
-func (v *view) podsOn(node string) []graph.ObjectRef {
+// podsOnUpTo lists the pods scheduled on node, stopping after n (n < 0: all): a walk over every pod, as no index
+// serves this rare question.
+func (v *view) podsOnUpTo(node string, n int) []graph.ObjectRef {
 	var refs []graph.ObjectRef
 	v.snap.Each(graph.KindPod, "", func(o graph.Object) bool {
 		if p := o.(*graph.Pod); p.NodeName == node {
 			refs = append(refs, p.Ref())
 		}
-		return true
+		return len(refs) != n
 	})
 	return refs
 }

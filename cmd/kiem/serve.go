@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,7 @@ type serveFlags struct {
 type apiFlags struct {
 	authMode       string
 	tokenFile      string
+	audiences      []string
 	insecureNoAuth bool
 	publicMetrics  bool
 	introspection  bool
@@ -101,6 +103,7 @@ Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_i
 		"also index Secret metadata (type, and the ServiceAccount of token secrets; never data); needs list/watch on secrets")
 	fl.StringVar(&f.api.authMode, "auth", "", `authentication: "token" (--token-file, or a generated token on loopback) or "kubernetes" (TokenReview + SubjectAccessReview)`)
 	fl.StringVar(&f.api.tokenFile, "token-file", "", "CSV file of TOKEN,USER,ROLE lines (ROLE: viewer or admin); re-read when it changes")
+	fl.StringSliceVar(&f.api.audiences, "auth-audience", nil, "with --auth=kubernetes: audiences the TokenReview asks the token to be meant for (default: the apiserver's)")
 	fl.BoolVar(&f.api.insecureNoAuth, "insecure-no-auth", false, "serve without authentication (refused unless --listen is a loopback address)")
 	fl.BoolVar(&f.api.publicMetrics, "public-metrics", false, "serve /metrics without authentication")
 	fl.BoolVar(&f.api.introspection, "introspection", false, "allow GraphQL schema introspection")
@@ -188,12 +191,15 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.serveHTTP(ctx, ln) }()
+	// The token file is re-read when it changes, so tokens are added and revoked without a restart.
+	var watchers sync.WaitGroup
+	defer func() { cancel(); watchers.Wait() }()
 	if tf, ok := authn.(*auth.TokenFile); ok {
-		go func() {
-			if err := tf.Run(ctx, 5*time.Second); err != nil && !errors.Is(err, context.Canceled) {
+		watchers.Go(func() {
+			if err := tf.Run(ctx, 5*time.Second); err != nil {
 				log.Error("token file watcher stopped", "err", err)
 			}
-		}()
+		})
 	}
 
 	log.Info("kiem serving", "url", "http://"+ln.Addr().String(), "data-dir", dir, "revision", g.Head())

@@ -56,7 +56,7 @@ func authenticator(ctx context.Context, log *slog.Logger, f *serveFlags) (auth.A
 		if err != nil {
 			return nil, nil, err
 		}
-		d, err := newKubeAuthenticator(cfg)
+		d, err := newKubeAuthenticator(cfg, a.audiences...)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/kiem-io/kiem/gql/auth"
 	"github.com/kiem-io/kiem/graph"
 	"github.com/kiem-io/kiem/internal/demo"
+	"github.com/kiem-io/kiem/internal/testutil"
 )
 
 const (
@@ -31,25 +32,8 @@ type testAPI struct {
 	srv    *httptest.Server
 	live   *graph.Live
 	revs   []graph.Revision // the demo steps' revisions, oldest first
-	logs   *lockedBuffer
+	logs   *testutil.Buffer
 	reload func(ctx context.Context) (graph.Revision, int, error)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // demoLive replays the demo's timeline into a fresh store; shared by the tests of a run, read-only.
@@ -75,7 +59,7 @@ func newTestAPI(t *testing.T, so ServeOptions) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &testAPI{t: t, live: live, logs: &lockedBuffer{}}
+	a := &testAPI{t: t, live: live, logs: &testutil.Buffer{}}
 	now := time.Now()
 	for _, step := range demoOnce.steps {
 		rev, err := live.CommitAt(ctx, step.Name, now.Add(-step.Ago), step.Changes)

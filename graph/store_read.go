@@ -217,47 +217,15 @@ func decodeChange(rev Revision, seq int, v []byte) (ChangeRecord, error) {
 //
 // Returns ErrFutureRevision when to is above the head.
 func (s *Store) Revisions(ctx context.Context, from, to Revision, fn func(RevisionInfo) bool) error {
-	if from >= to {
-		return nil
-	}
-	if to > s.Head() {
-		return fmt.Errorf("revisions to %d, head %d: %w", to, s.Head(), ErrFutureRevision)
-	}
-	return s.view(ctx, s.readTS.Load(), func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: revisionsPrefix, PrefetchValues: true})
-		defer it.Close()
-		n := 0
-		for it.Seek(revisionKey(max(from+1, s.Horizon()))); it.Valid(); it.Next() {
-			if n++; n%ctxEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			rev, err := parseRevisionKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
-			if rev > to {
-				return nil
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			info, err := decodeRevision(rev, v)
-			if err != nil {
-				return err
-			}
-			if !fn(info) {
-				return nil
-			}
-		}
-		return nil
-	})
+	return s.revisions(ctx, from, to, false, fn)
 }
 
 // RevisionsBackward is Revisions newest first: the revisions in (from, to], from to down.
 func (s *Store) RevisionsBackward(ctx context.Context, from, to Revision, fn func(RevisionInfo) bool) error {
+	return s.revisions(ctx, from, to, true, fn)
+}
+
+func (s *Store) revisions(ctx context.Context, from, to Revision, backward bool, fn func(RevisionInfo) bool) error {
 	if from >= to {
 		return nil
 	}
@@ -265,11 +233,15 @@ func (s *Store) RevisionsBackward(ctx context.Context, from, to Revision, fn fun
 		return fmt.Errorf("revisions to %d, head %d: %w", to, s.Head(), ErrFutureRevision)
 	}
 	floor := max(from+1, s.Horizon())
+	seek := revisionKey(floor)
+	if backward {
+		seek = revisionKey(to) // a reverse iterator seeks to the last key at or before this one
+	}
 	return s.view(ctx, s.readTS.Load(), func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: revisionsPrefix, PrefetchValues: true, Reverse: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: revisionsPrefix, PrefetchValues: true, Reverse: backward})
 		defer it.Close()
 		n := 0
-		for it.Seek(revisionKey(to)); it.Valid(); it.Next() {
+		for it.Seek(seek); it.Valid(); it.Next() {
 			if n++; n%ctxEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -279,7 +251,7 @@ func (s *Store) RevisionsBackward(ctx context.Context, from, to Revision, fn fun
 			if err != nil {
 				return err
 			}
-			if rev < floor {
+			if rev > to || rev < floor {
 				return nil
 			}
 			v, err := it.Item().ValueCopy(nil)

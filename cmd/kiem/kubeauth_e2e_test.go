@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/kiem-io/kiem/gql/auth"
 	"github.com/kiem-io/kiem/internal/kubetest"
+	"github.com/kiem-io/kiem/internal/testutil"
 )
 
 // countingTokens counts the TokenReviews a reviewer makes.
@@ -42,31 +42,13 @@ func (c *countingTokens) ReviewToken(ctx context.Context, token string) (auth.Id
 	return c.next.ReviewToken(ctx, token)
 }
 
-// lockedBuffer is a log sink the test reads while the server may write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // authServer is the real middleware over the kubernetes authenticator, echoing the principal as JSON.
 type authServer struct {
 	url    string
 	tokens *countingTokens
 	now    time.Time
 	mu     sync.Mutex // guards now
-	logs   *lockedBuffer
+	logs   *testutil.Buffer
 }
 
 func (s *authServer) clock() time.Time {
@@ -91,7 +73,7 @@ func newAuthServer(t *testing.T, cfg *rest.Config, audiences ...string) *authSer
 	s := &authServer{
 		tokens: &countingTokens{next: kubeTokenReviewer{client: cs.AuthenticationV1().TokenReviews(), audiences: audiences}},
 		now:    time.Now(),
-		logs:   &lockedBuffer{},
+		logs:   &testutil.Buffer{},
 	}
 	d, err := auth.NewDelegate(auth.DelegateOptions{
 		Tokens: s.tokens,

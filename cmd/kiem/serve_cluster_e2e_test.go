@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kiem-io/kiem/internal/kubetest"
+	"github.com/kiem-io/kiem/internal/testutil"
 )
 
 // TestServeClusterSubscriptionE2E runs `kiem serve` on a real apiserver and follows a change made through the
@@ -33,7 +34,7 @@ func TestServeClusterSubscriptionE2E(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--kubeconfig", cl.Kubeconfig("admin"), "--data-dir", t.TempDir(), "--listen", addr,
@@ -97,7 +98,9 @@ func TestServeClusterSubscriptionE2E(t *testing.T) {
 	// Subscribe from the head as it is now: the revisions after it are replayed, so the change below reaches the
 	// subscriber whether it is committed before or after the subscription's goroutine starts.
 	_, head := post(t, "http://"+addr+"/graphql", "e2e-viewer-token", `{ server { revision } }`)
-	var h struct{ Data struct{ Server struct{ Revision int } } }
+	var h struct {
+		Data struct{ Server struct{ Revision int } }
+	}
 	if err := json.Unmarshal([]byte(head), &h); err != nil || h.Data.Server.Revision == 0 {
 		t.Fatalf("server revision: %s %v", head, err)
 	}

@@ -12,28 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kiem-io/kiem/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running command and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -74,7 +57,7 @@ func TestServeDemoThenHistory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	groups := filepath.Join(t.TempDir(), "groups.yaml")
 	if err := os.WriteFile(groups, []byte("frank@example.com: [\"oidc:contractors\"]\n"), 0o600); err != nil {
@@ -146,7 +129,7 @@ func TestServeDemoThenHistory(t *testing.T) {
 }
 
 // printedToken returns the admin token serve printed for a loopback server without a token file.
-func printedToken(t *testing.T, stderr *syncBuffer) string {
+func printedToken(t *testing.T, stderr *testutil.Buffer) string {
 	t.Helper()
 	var token string
 	waitFor(t, "the printed admin token", func() bool {
@@ -236,7 +219,7 @@ func TestServeInsecureOnLoopbackAndTokenFile(t *testing.T) {
 			addr := freeAddr(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var stderr syncBuffer
+			var stderr testutil.Buffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run(ctx, append([]string{"serve", "--demo", "--listen", addr}, tc.args...), strings.NewReader(""), io.Discard, &stderr)

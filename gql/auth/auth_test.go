@@ -1,37 +1,19 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/kiem-io/kiem/internal/testutil"
 )
 
-// syncBuffer is a log sink safe to read while a server goroutine may still write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newLog returns a JSON logger at debug and the buffer it writes to.
-func newLog() (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func newLog() (*slog.Logger, *testutil.Buffer) {
+	var b testutil.Buffer
 	return slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
+	"github.com/kiem-io/kiem/internal/testutil"
 )
 
 // authFunc adapts a function to Authenticator.
@@ -196,7 +197,7 @@ func TestMiddlewareAnonymous(t *testing.T) {
 
 // wsServer serves gqlgen's websocket transport with WebsocketInit behind Middleware, as kiem wires them. The
 // principals of accepted connections arrive on the returned channel.
-func wsServer(t *testing.T, a Authenticator) (string, <-chan Principal, *syncBuffer) {
+func wsServer(t *testing.T, a Authenticator) (string, <-chan Principal, *testutil.Buffer) {
 	t.Helper()
 	log, logs := newLog()
 	accepted := make(chan Principal, 1)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -277,9 +278,10 @@ type subjectSet struct {
 }
 
 // Subjects returns the names of the Users or Groups (k is KindUser or KindGroup) the snapshot knows, sorted and
-// without repeats: those a binding subject names, and the declared Users with every group they list. A user name
-// that is a ServiceAccount's (system:serviceaccount:ns:name) is that ServiceAccount, not a User. The list is built
-// on first use and shared: callers must not modify it.
+// without repeats: those a User or Group subject names, and the declared Users with every group they list. A user
+// name that is a ServiceAccount's (system:serviceaccount:ns:name) is that ServiceAccount, not a User; so is a
+// ServiceAccount subject, even one whose name the API would refuse. The list is built on first use and shared:
+// callers must not modify it.
 func (s *Snapshot) Subjects(k Kind) []string {
 	set := s.subjectSet()
 	switch k {
@@ -299,8 +301,8 @@ func (s *Snapshot) subjectSet() *subjectSet {
 		named := make([]bool, len(s.refs))
 		mark := func(entries []bindingEntry) {
 			for i := range entries {
-				for _, id := range entries[i].subjectIDs {
-					if id >= 0 {
+				for si, id := range entries[i].subjectIDs {
+					if id >= 0 && entries[i].b.Subjects[si].Kind != rbacv1.ServiceAccountKind {
 						named[id] = true
 					}
 				}
@@ -345,7 +347,7 @@ func (s *Snapshot) HasSubject(k Kind, name string) bool {
 		_, found := slices.BinarySearch(s.Subjects(k), name)
 		return found
 	}
-	var p principal
+	p := principal{matchesGroup, name}
 	if k == KindUser {
 		if _, ok := s.inv.userByName[name]; ok {
 			return true
@@ -353,15 +355,24 @@ func (s *Snapshot) HasSubject(k Kind, name string) bool {
 		if _, _, isSA := SplitServiceAccountUsername(name); isSA {
 			return false
 		}
-		p = principal{matchesUser, name}
-	} else {
-		p = principal{matchesGroup, name}
+		p.kind = matchesUser
 	}
-	if len(s.crb.bySubject[p]) > 0 {
+	// A user is named by a User subject; a ServiceAccount subject names the same principal but is no User.
+	names := func(entries []bindingEntry, idx []int32) bool {
+		for _, i := range idx {
+			for si, q := range entries[i].subjects {
+				if q == p && entries[i].b.Subjects[si].Kind != rbacv1.ServiceAccountKind {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if names(s.crb.entries, s.crb.bySubject[p]) {
 		return true
 	}
 	for _, ns := range s.nsNames {
-		if len(s.nss[ns].bySubject[p]) > 0 {
+		if sh := s.nss[ns]; names(sh.entries, sh.bySubject[p]) {
 			return true
 		}
 	}

@@ -3,14 +3,13 @@ package graph
 import (
 	"cmp"
 	"context"
+	"math/bits"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
-
-	rbacv1 "k8s.io/api/rbac/v1"
 )
 
 // MatchRank says how well a search hit matches; lower is better.
@@ -69,8 +68,8 @@ const DefaultSearchLimit = 50
 
 // Search finds the objects, and the users and groups of Subjects, with a field that matches q.Text, best first:
 // by rank, then by field in the order of SearchHit.Field (a name beats any other field of the same rank, and the
-// namespace an object is in is the weakest evidence), then by kind in the order of SearchQuery.Kinds, namespace
-// and name. Each object is one hit, its best match.
+// namespace an object is in is the weakest evidence), then by kind in the order SearchQuery.Kinds lists them,
+// namespace and name. Each object is one hit, its best match.
 //
 // What is searched: every name, and for namespaced objects their namespace; labels as "key", "value" and
 // "key=value"; binding subjects by name (ServiceAccount subjects also as "ns/name" and
@@ -84,9 +83,11 @@ const DefaultSearchLimit = 50
 // text of 4 to 7 runes and of 2 from 8 runes on, so that "clusteradmn" finds cluster-admin; shorter texts are
 // never matched fuzzily, as nearly everything is a couple of edits from them.
 //
-// Each shard of the snapshot indexes its objects on first search and keeps the index, so that after Apply only
-// the shards that changed, and the snapshot-wide index of users and groups, are indexed again. An empty text
-// matches nothing. Returns ctx's error if it ends first.
+// Each shard of the snapshot indexes its objects on the first search that needs them, and the snapshots applied
+// from it share the index of every shard a change leaves alone: after Apply, a search indexes again only the
+// shards that changed (users and groups are indexed in the shards of the bindings that name them, so none is
+// snapshot-wide). The first search after NewSnapshot indexes every shard, in parallel. An empty text matches
+// nothing. Returns ctx's error if it ends first.
 func (s *Snapshot) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) {
 	text := strings.ToLower(strings.TrimSpace(q.Text))
 	// No stored field holds a NUL byte, and the index separates its terms with one.
@@ -104,7 +105,10 @@ func (s *Snapshot) Search(ctx context.Context, q SearchQuery) ([]SearchHit, erro
 		}
 	}
 	if len(q.Kinds) == 0 {
-		mask = 1<<len(searchKinds) - 1
+		mask = allKinds
+	}
+	if q.Namespace != "" {
+		mask &^= 1<<kindUser | 1<<kindGroup // users and groups are in no namespace
 	}
 	targets, err := s.searchTargets(ctx, mask, q.Namespace)
 	if err != nil {
@@ -151,147 +155,15 @@ var fieldNames = [...]string{"name", "subject", "roleRef", "rule", "serviceAccou
 var searchKinds = [...]Kind{KindUser, KindGroup, KindServiceAccount, KindRole, KindClusterRole, KindRoleBinding,
 	KindClusterRoleBinding, KindNamespace, KindPod, KindNode, KindSecret}
 
+const (
+	allKinds  = 1<<len(searchKinds) - 1
+	kindUser  = 0 // kindOrder(KindUser)
+	kindGroup = 1
+)
+
 func kindOrder(k Kind) (uint8, bool) {
 	i := slices.Index(searchKinds[:], k)
 	return uint8(i), i >= 0
-}
-
-// termIndex indexes the objects of one shard for Search. Terms are the distinct field values, lower-cased and
-// sorted, so that exact and prefix matches are a binary search; they are also laid end to end in one string,
-// each followed by a NUL, so that a substring search is one strings.Index loop over the whole shard. Objects are
-// numbered in kind order and by name within a kind, which is the order of hits of equal rank and field.
-//
-//	buf:   \0 term0 \0 term1 \0 … termN-1 \0
-//	starts[i] is where term i begins in buf; starts[N] = len(buf)
-//	posts[postStart[i]:postStart[i+1]] are term i's postings: object << 4 | field
-//
-// Two filters keep the weaker tiers from reading every shard's terms: a Bloom filter of the trigrams in the
-// terms, which most shards fail for a text that occurs in few places, and the terms ordered by length, since a
-// fuzzy match is within a few bytes of the text's length.
-type termIndex struct {
-	ns        string // the namespace of every object when the index is a namespace's; else ""
-	nsLower   string
-	refs      []ObjectRef
-	kinds     []uint8 // kindOrder per object
-	kindMask  uint16  // the kinds the index holds
-	buf       string
-	starts    []int32
-	orig      map[int32]string // terms whose stored text differs from the lower-cased one (by term)
-	postStart []int32
-	posts     []uint32
-	// masks[i] is the set of byteClass values of term i, to rule out most terms before an edit distance.
-	masks []uint64
-	// byLen lists the terms by byte length; lenStart[n] is where those of length n begin (len(lenStart) is one
-	// more than the longest length). wide lists the terms with multi-byte runes, whose byte length exceeds their
-	// length in runes.
-	byLen    []int32
-	lenStart []int32
-	wide     []int32
-	trigrams bloom
-}
-
-// bloom is a Bloom filter of trigrams with one hash function: a shard's terms fill about a quarter of its bits.
-type bloom []uint64
-
-func trigramHash(a, b, c byte) uint32 {
-	return (uint32(a)<<16 | uint32(b)<<8 | uint32(c)) * 0x9E3779B1
-}
-
-func newBloom(text string) bloom {
-	bits := 512
-	for bits < 4*len(text) && bits < 1<<20 {
-		bits <<= 1
-	}
-	f := make(bloom, bits/64)
-	shift := 32 - uint(log2(bits))
-	for i := 0; i+2 < len(text); i++ {
-		if text[i+1] == 0 {
-			i++ // no trigram spans a separator; the text holds none
-			continue
-		}
-		if text[i] == 0 || text[i+2] == 0 {
-			continue
-		}
-		h := trigramHash(text[i], text[i+1], text[i+2]) >> shift
-		f[h/64] |= 1 << (h % 64)
-	}
-	return f
-}
-
-// trigrams counts how many of q's trigrams (by position) the filter may hold.
-func (f bloom) trigrams(q string) int {
-	shift := 32 - uint(log2(len(f)*64))
-	n := 0
-	for i := 0; i+2 < len(q); i++ {
-		h := trigramHash(q[i], q[i+1], q[i+2]) >> shift
-		if f[h/64]&(1<<(h%64)) != 0 {
-			n++
-		}
-	}
-	return n
-}
-
-func log2(n int) int {
-	l := 0
-	for ; n > 1; n >>= 1 {
-		l++
-	}
-	return l
-}
-
-func (ix *termIndex) terms() int { return len(ix.starts) - 1 }
-
-func (ix *termIndex) term(i int) string { return ix.buf[ix.starts[i] : ix.starts[i+1]-1] }
-
-// value is term i as stored.
-func (ix *termIndex) value(i int) string {
-	if o, ok := ix.orig[int32(i)]; ok {
-		return o
-	}
-	return ix.term(i)
-}
-
-// lowerBound returns the first term not less than q.
-func (ix *termIndex) lowerBound(q string) int {
-	lo, hi := 0, ix.terms()
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if ix.term(m) < q {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
-}
-
-// termAt returns the term that byte pos of buf belongs to.
-func (ix *termIndex) termAt(pos int) int {
-	i, found := slices.BinarySearch(ix.starts, int32(pos))
-	if !found {
-		i--
-	}
-	return i
-}
-
-// lazyIndex is a shard's search index, built by the first search that needs it. Shards are shared by the
-// snapshots applied from one another, and so are their indexes.
-type lazyIndex struct {
-	once sync.Once
-	ix   atomic.Pointer[termIndex]
-}
-
-// indexed is a shard that can index its objects.
-type indexed interface {
-	buildSearch() *termIndex
-}
-
-func (l *lazyIndex) get(src indexed) *termIndex {
-	if ix := l.ix.Load(); ix != nil {
-		return ix
-	}
-	l.once.Do(func() { l.ix.Store(src.buildSearch()) })
-	return l.ix.Load()
 }
 
 // searchTarget is one index a search scans; only, when not negative, is the one object of it that may match.
@@ -306,53 +178,19 @@ func (s *Snapshot) searchTargets(ctx context.Context, mask uint16, ns string) ([
 	type source struct {
 		lazy *lazyIndex
 		src  indexed
-		only int32
 	}
-	has := func(ks ...Kind) bool {
-		for _, k := range ks {
-			if o, _ := kindOrder(k); mask&(1<<o) != 0 {
-				return true
-			}
-		}
-		return false
+	if all := s.search.all.Load(); all != nil && ns == "" {
+		return *all, nil // scan skips the indexes that hold none of the kinds asked for
 	}
-	var srcs []source
-	if ns == "" {
-		if has(KindUser, KindGroup) {
-			srcs = append(srcs, source{&s.subjectSearch, subjectIndexer{s}, -1})
-		}
-		if has(KindNamespace, KindNode) {
-			srcs = append(srcs, source{&s.inv.search, s.inv, -1})
-		}
-		if has(KindClusterRole) {
-			srcs = append(srcs, source{&s.cr.search, s.cr, -1})
-		}
-		if has(KindClusterRoleBinding) {
-			srcs = append(srcs, source{&s.crb.search, s.crb, -1})
-		}
-		if has(KindServiceAccount, KindRole, KindRoleBinding, KindPod, KindSecret) {
-			for _, name := range s.nsNames {
-				sh := s.nss[name]
-				srcs = append(srcs, source{&sh.search, sh, -1})
-			}
-		}
-	} else {
-		// Namespaces are numbered first in the inventory's index, by name, as in the shard.
-		if i, ok := s.inv.nsByName[ns]; ok && has(KindNamespace) {
-			srcs = append(srcs, source{&s.inv.search, s.inv, i})
-		}
-		if sh := s.nss[ns]; sh != nil && has(KindServiceAccount, KindRole, KindRoleBinding, KindPod, KindSecret) {
-			srcs = append(srcs, source{&sh.search, sh, -1})
-		}
-	}
-
 	// After a full build every shard needs indexing: spread that over the CPUs. After Apply, a few do.
 	var cold []source
-	for _, src := range srcs {
-		if src.lazy.ix.Load() == nil {
-			cold = append(cold, src)
+	n := 0
+	s.searchSources(mask, ns, func(l *lazyIndex, src indexed, _ int32) {
+		n++
+		if l.ix.Load() == nil {
+			cold = append(cold, source{l, src})
 		}
-	}
+	})
 	if workers := min(runtime.GOMAXPROCS(0), len(cold)/8); workers > 1 {
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -368,16 +206,64 @@ func (s *Snapshot) searchTargets(ctx context.Context, mask uint16, ns string) ([
 			return nil, err
 		}
 	}
-	out := make([]searchTarget, len(srcs))
-	for i, src := range srcs {
-		if i%64 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		out[i] = searchTarget{src.lazy.get(src.src), src.only}
+	out := make([]searchTarget, 0, n)
+	s.searchSources(mask, ns, func(l *lazyIndex, src indexed, only int32) {
+		out = append(out, searchTarget{l.get(src), only})
+	})
+	if ns == "" && mask == allKinds {
+		s.search.all.Store(&out)
 	}
 	return out, nil
+}
+
+// snapshotSearch holds what Search keeps per snapshot.
+type snapshotSearch struct {
+	// all lists every index, for the searches of every kind everywhere (most of them): the shards' indexes are
+	// built once the list is, so it does not change.
+	all atomic.Pointer[[]searchTarget]
+}
+
+// searchSources calls fn with the lazy index of every shard that can hold objects of the kinds in mask within
+// namespace ns, and the one object of it that may match (-1: any). Users and Groups are in every shard but the
+// ClusterRoles': the declared ones in the inventory, the others in the shards of the bindings that name them.
+func (s *Snapshot) searchSources(mask uint16, ns string, fn func(l *lazyIndex, src indexed, only int32)) {
+	has := func(ks ...Kind) bool {
+		for _, k := range ks {
+			if o, _ := kindOrder(k); mask&(1<<o) != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	subjects := has(KindUser, KindGroup)
+	namespaced := has(KindServiceAccount, KindRole, KindRoleBinding, KindPod, KindSecret)
+	if ns != "" {
+		// Namespaces are numbered first in the inventory's index after users and groups, by name, as in the shard.
+		if i, ok := s.inv.nsByName[ns]; ok && has(KindNamespace) {
+			fn(&s.inv.search, s.inv, s.inv.search.get(s.inv).firstOf(KindNamespace)+i)
+		}
+		if sh := s.nss[ns]; sh != nil && namespaced {
+			fn(&sh.search, sh, -1)
+		}
+		return
+	}
+	// The inventory comes first: of all the matches of one user or group in one tier, its is the best (see
+	// searcher.flush).
+	if subjects || has(KindNamespace, KindNode) {
+		fn(&s.inv.search, s.inv, -1)
+	}
+	if has(KindClusterRole) {
+		fn(&s.cr.search, s.cr, -1)
+	}
+	if subjects || has(KindClusterRoleBinding) {
+		fn(&s.crb.search, s.crb, -1)
+	}
+	if subjects || namespaced {
+		for _, name := range s.nsNames {
+			sh := s.nss[name]
+			fn(&sh.search, sh, -1)
+		}
+	}
 }
 
 // candidate is a match on its way to becoming a hit.
@@ -414,37 +300,42 @@ type objKey struct {
 // searcher runs one search: tier by tier, shard by shard, keeping each object's best match within a shard and
 // the best limit candidates overall.
 type searcher struct {
-	q       string
-	qMask   uint64
-	qLen    int    // in runes
-	qRunes  []rune // the text's runes when it is not ASCII; nil when it is
-	qBytes  []byte
-	scratch []byte
-	edits   int // the fuzzy tier's distance; 0 disables it
-	mask    uint16
-	limit   int
+	q          string
+	qMask      uint64
+	qLen       int    // in runes
+	qRunes     []rune // the text's runes when it is not ASCII; nil when it is
+	qBytes     []byte
+	qKey       uint64
+	qTrigrams  []uint32
+	asciiRunes []rune // the runes of an ASCII text, for terms that are not ASCII
+	scratch    []byte
+	runes      []rune
+	edits      int // the fuzzy tier's distance; 0 disables it
+	mask       uint16
+	limit      int
 
 	cands []candidate
 	tier  []candidate // this tier's candidates, not yet known to be among the best
 	seen  map[objKey]struct{}
+	// subjectsSeen holds the users and groups matched so far (see flush).
+	subjectsSeen map[ObjectRef]struct{}
+	// cut, once hasCut, is the worst of the best candidates of the tier: see flush.
+	cut    candidate
+	hasCut bool
 	// lowerBounds[i] is where the text would sort among target i's terms, found by the exact tier for the prefix
 	// tier.
 	lowerBounds []int32
 
-	// Per shard scratch, indexed by object: best[obj] is 1 + the best field matched so far (0: none).
-	best    []uint8
-	bestAt  []int32
+	// Per shard scratch, indexed by object: the best match so far as bestMatch packs it (0: none). It grows to
+	// the largest index matched and is cleared by flush.
+	best    []uint32
 	touched []int32
 }
 
 func newSearcher(q string, mask uint16, limit int, targets []searchTarget) *searcher {
-	n := 0
-	for _, t := range targets {
-		n = max(n, len(t.ix.refs))
-	}
 	sr := &searcher{q: q, qMask: byteMask(q), qLen: utf8.RuneCountInString(q), mask: mask, limit: limit,
-		best: make([]uint8, n), bestAt: make([]int32, n), lowerBounds: make([]int32, len(targets))}
-	sr.qBytes = []byte(q)
+		lowerBounds: make([]int32, len(targets))}
+	sr.qBytes, sr.qKey, sr.qTrigrams = []byte(q), prefixKey(q), trigramHashes(q)
 	if sr.qLen != len(q) {
 		sr.qRunes = []rune(q)
 	}
@@ -466,7 +357,7 @@ func (sr *searcher) scan(ti int, t searchTarget, tier MatchRank) {
 	q := sr.q
 	switch tier {
 	case RankExact:
-		lb := ix.lowerBound(q)
+		lb := ix.lowerBound(q, sr.qKey)
 		sr.lowerBounds[ti] = int32(lb)
 		for i := lb; i < ix.terms() && ix.term(i) == q; i++ {
 			sr.postings(t, i)
@@ -482,7 +373,7 @@ func (sr *searcher) scan(ti int, t searchTarget, tier MatchRank) {
 			}
 		}
 	case RankSubstring:
-		if len(q) >= 3 && ix.trigrams.trigrams(q) < len(q)-2 {
+		if !ix.trigrams.holds(sr.qTrigrams, len(sr.qTrigrams)) {
 			break // some trigram of the text is in no term
 		}
 		for pos := 0; ; {
@@ -499,19 +390,20 @@ func (sr *searcher) scan(ti int, t searchTarget, tier MatchRank) {
 	case RankFuzzy:
 		// An edit changes at most three of the text's trigrams, so a term within k edits keeps at least
 		// len-2-3k of them (for an ASCII text, whose runes are single bytes).
-		if need := len(q) - 2 - 3*sr.edits; sr.qRunes == nil && need > 0 && ix.trigrams.trigrams(q) < need {
+		if need := len(q) - 2 - 3*sr.edits; sr.qRunes == nil && need > 0 && !ix.trigrams.holds(sr.qTrigrams, need) {
 			break
 		}
 		sr.fuzzy(t)
 	}
-	if ix.ns != "" && t.only < 0 && matches(ix.nsLower, q, tier, sr) {
+	if ix.ns != "" && t.only < 0 && sr.matchesAt(ix.nsLower, tier) {
 		sr.namespace(ix)
 	}
 	sr.flush(ix, tier)
 }
 
-// matches reports whether s matches q at exactly rank tier.
-func matches(s, q string, tier MatchRank, sr *searcher) bool {
+// matchesAt reports whether s matches the text at exactly rank tier.
+func (sr *searcher) matchesAt(s string, tier MatchRank) bool {
+	q := sr.q
 	switch tier {
 	case RankExact:
 		return s == q
@@ -520,19 +412,27 @@ func matches(s, q string, tier MatchRank, sr *searcher) bool {
 	case RankSubstring:
 		return strings.Contains(s, q) && !strings.HasPrefix(s, q)
 	case RankFuzzy:
-		return sr.withinEdits(s, isASCII(s))
+		return sr.withinEdits(s, byteMask(s)&(1<<nonASCII) == 0)
 	}
 	return false
 }
 
+// bestMatch packs a match for searcher.best: the field in the top bits, so that a better field is a smaller
+// value, and 1 + the term (0 for the namespace) below.
+func bestMatch(f field, term int32) uint32 { return uint32(f)<<28 | uint32(term+1) }
+
 // postings records the objects term i of t matches.
 func (sr *searcher) postings(t searchTarget, i int) {
 	ix := t.ix
+	if len(sr.best) < len(ix.refs) {
+		sr.best = make([]uint32, len(ix.refs)) // flush left the old one all zero
+	}
 	for _, p := range ix.posts[ix.postStart[i]:ix.postStart[i+1]] {
-		obj, f := int32(p>>4), uint8(p&15)+1
-		if t.only >= 0 && obj != t.only || sr.mask&(1<<ix.kinds[obj]) == 0 {
+		obj, f := int32(p>>4), field(p&15)
+		if t.only >= 0 && obj != t.only || sr.mask&(1<<ix.kinds[obj]) == 0 || sr.hasCut && !sr.beatsCut(ix, obj, f) {
 			continue
 		}
+		m := bestMatch(f, int32(i))
 		switch b := sr.best[obj]; {
 		case b == 0:
 			if sr.seen != nil {
@@ -541,20 +441,24 @@ func (sr *searcher) postings(t searchTarget, i int) {
 				}
 			}
 			sr.touched = append(sr.touched, obj)
-		case b <= f:
+		case b>>28 <= m>>28:
 			continue
 		}
-		sr.best[obj], sr.bestAt[obj] = f, int32(i)
+		sr.best[obj] = m
 	}
 }
 
-// namespace records the objects of a namespace's index whose namespace matched. Only the first limit in the
-// index's order can rank: they share rank and field, and objects that matched in another field keep that match.
+// namespace records the objects of a namespace's index whose namespace matched: not the users and groups its
+// bindings name, which are in no namespace. Only the first limit in the index's order can rank: they share rank
+// and field, and objects that matched in another field keep that match.
 func (sr *searcher) namespace(ix *termIndex) {
+	if len(sr.best) < len(ix.refs) {
+		sr.best = make([]uint32, len(ix.refs))
+	}
 	n := 0
-	for obj := range int32(len(ix.refs)) {
-		if n == sr.limit {
-			break
+	for obj := ix.firstOf(KindServiceAccount); obj < int32(len(ix.refs)); obj++ {
+		if n == sr.limit || sr.hasCut && !sr.beatsCut(ix, obj, fieldNamespace) {
+			break // later objects rank after this one
 		}
 		if sr.best[obj] != 0 || sr.mask&(1<<ix.kinds[obj]) == 0 {
 			continue
@@ -564,7 +468,7 @@ func (sr *searcher) namespace(ix *termIndex) {
 				continue
 			}
 		}
-		sr.best[obj], sr.bestAt[obj] = uint8(fieldNamespace)+1, -1
+		sr.best[obj] = bestMatch(fieldNamespace, -1)
 		sr.touched = append(sr.touched, obj)
 		n++
 	}
@@ -573,14 +477,44 @@ func (sr *searcher) namespace(ix *termIndex) {
 // flush turns the shard's best matches into candidates and clears the scratch.
 func (sr *searcher) flush(ix *termIndex, tier MatchRank) {
 	for _, obj := range sr.touched {
-		sr.tier = append(sr.tier, candidate{ix: ix, obj: obj, term: sr.bestAt[obj], rank: tier, field: field(sr.best[obj] - 1)})
+		b := sr.best[obj]
 		sr.best[obj] = 0
+		if k := ix.kinds[obj]; k == kindUser || k == kindGroup {
+			// A user or group is an object of every shard that names it. Its matches in one tier are all by
+			// name, the same text, except in the inventory, which comes first and may match better: the first
+			// one found is its best.
+			if sr.subjectsSeen == nil {
+				sr.subjectsSeen = make(map[ObjectRef]struct{})
+			}
+			ref := ix.refs[obj]
+			if _, dup := sr.subjectsSeen[ref]; dup {
+				continue
+			}
+			sr.subjectsSeen[ref] = struct{}{}
+		}
+		sr.tier = append(sr.tier, candidate{ix: ix, obj: obj, term: int32(b&(1<<28-1)) - 1, rank: tier, field: field(b >> 28)})
 	}
 	sr.touched = sr.touched[:0]
-	// Keep the candidates bounded when a short text matches much: only the best limit of them can be returned.
-	if len(sr.tier) >= max(4*sr.limit, 1024) {
-		sr.keepBest(&sr.tier, sr.limit)
+	// When a text matches much, keep the best of the tier's candidates that can be returned, and from then on
+	// only matches that beat the worst of them.
+	if need := sr.limit - len(sr.cands); len(sr.tier) >= 2*need+64 {
+		sr.keepBest(&sr.tier, need)
+		sr.cut, sr.hasCut = sr.tier[need-1], true
 	}
+}
+
+// beatsCut reports whether a match of object obj of ix in field f would rank before the cut, in the tier the cut
+// is of.
+func (sr *searcher) beatsCut(ix *termIndex, obj int32, f field) bool {
+	c := &sr.cut
+	if f != c.field {
+		return f < c.field
+	}
+	if k := ix.kinds[obj]; k != c.ix.kinds[c.obj] {
+		return k < c.ix.kinds[c.obj]
+	}
+	a, b := &ix.refs[obj], &c.ix.refs[c.obj]
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name)) < 0
 }
 
 func (sr *searcher) keepBest(c *[]candidate, n int) {
@@ -623,39 +557,33 @@ func (sr *searcher) result() []SearchHit {
 	return out
 }
 
-// fuzzy records the terms of t within sr.edits of the text. Only terms of a length that allows it are visited;
-// between ASCII strings, byte classes rule out most of those before any distance is computed.
+// fuzzy records the terms of t within sr.edits of the text. Only terms of a length that allows it are visited,
+// and byte classes rule out most of those before any distance is computed.
 func (sr *searcher) fuzzy(t searchTarget) {
 	ix := t.ix
-	k := sr.edits
-	// A rune takes one to four bytes: the byte length of a match is at least its rune length.
-	lo, hi := max(0, sr.qLen-k), sr.qLen+k
-	if sr.qRunes != nil {
-		hi = 4 * hi
+	// A rune takes at least one byte: a term of fewer bytes than lo has too few runes, and only terms with
+	// multi-byte runes (wide) can have more bytes than hi and still few enough runes.
+	lo, hi := max(0, sr.qLen-sr.edits), min(sr.qLen+sr.edits, len(ix.lenStart)-2)
+	if lo <= hi {
+		for j := ix.lenStart[lo]; j < ix.lenStart[hi+1]; j++ {
+			sr.fuzzyTerm(t, j)
+		}
 	}
-	hi = min(hi, len(ix.lenStart)-2)
-	if lo > hi {
-		return
-	}
-	for _, i := range ix.byLen[ix.lenStart[lo]:ix.lenStart[hi+1]] {
-		sr.fuzzyTerm(t, int(i))
-	}
-	if sr.qRunes == nil {
-		for _, i := range ix.wide {
-			if len(ix.term(int(i))) > hi {
-				sr.fuzzyTerm(t, int(i))
-			}
+	for _, j := range ix.wide {
+		if len(ix.term(int(ix.byLen[j]))) > hi {
+			sr.fuzzyTerm(t, j)
 		}
 	}
 }
 
-func (sr *searcher) fuzzyTerm(t searchTarget, i int) {
-	m := t.ix.masks[i]
-	ascii := m&(1<<nonASCII) == 0
-	if ascii && sr.qRunes == nil && (popcount(m&^sr.qMask) > sr.edits || popcount(sr.qMask&^m) > sr.edits) {
+// fuzzyTerm matches the term at position j of t's byLen.
+func (sr *searcher) fuzzyTerm(t searchTarget, j int32) {
+	m := t.ix.lenMasks[j]
+	if bits.OnesCount64(m&^sr.qMask) > sr.edits || bits.OnesCount64(sr.qMask&^m) > sr.edits {
 		return
 	}
-	if sr.withinEdits(t.ix.term(i), ascii) {
+	i := int(t.ix.byLen[j])
+	if sr.withinEdits(t.ix.term(i), m&(1<<nonASCII) == 0) {
 		sr.postings(t, i)
 	}
 }
@@ -670,11 +598,26 @@ func (sr *searcher) withinEdits(s string, ascii bool) bool {
 		sr.scratch = append(sr.scratch[:0], s...)
 		return levenshteinWithin(sr.qBytes, sr.scratch, sr.edits)
 	}
+	if n := utf8.RuneCountInString(s); n < sr.qLen-sr.edits || n > sr.qLen+sr.edits {
+		return false
+	}
 	q := sr.qRunes
 	if q == nil {
-		q = []rune(sr.q)
+		q = sr.qRunesScratch()
 	}
-	return levenshteinWithin(q, []rune(s), sr.edits)
+	sr.runes = sr.runes[:0]
+	for _, r := range s {
+		sr.runes = append(sr.runes, r)
+	}
+	return levenshteinWithin(q, sr.runes, sr.edits)
+}
+
+// qRunesScratch returns the runes of an ASCII text, made once.
+func (sr *searcher) qRunesScratch() []rune {
+	if sr.asciiRunes == nil {
+		sr.asciiRunes = []rune(sr.q)
+	}
+	return sr.asciiRunes
 }
 
 // levenshteinWithin reports whether a and b are at most k insertions, deletions and substitutions apart,
@@ -710,309 +653,4 @@ func levenshteinWithin[E byte | rune](a, b []E, k int) bool {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)] <= k
-}
-
-func popcount(m uint64) int {
-	n := 0
-	for ; m != 0; m &= m - 1 {
-		n++
-	}
-	return n
-}
-
-// byteMask returns the set of byte classes of s: one bit per letter and digit, one for the bytes of multi-byte
-// runes, the other bytes folded onto the remaining bits. Between ASCII strings an edit adds at most one class and
-// removes at most one, so two of them k edits apart differ by at most k classes each way.
-func byteMask(s string) uint64 {
-	var m uint64
-	for i := 0; i < len(s); i++ {
-		m |= 1 << byteClass[s[i]]
-	}
-	return m
-}
-
-var byteClass = func() (t [256]uint8) {
-	for i := range t {
-		switch c := byte(i); {
-		case c >= 'a' && c <= 'z':
-			t[i] = c - 'a'
-		case c >= '0' && c <= '9':
-			t[i] = 26 + c - '0'
-		case c >= utf8.RuneSelf:
-			t[i] = nonASCII
-		default:
-			t[i] = 36 + c%27
-		}
-	}
-	return t
-}()
-
-// nonASCII is the byte class of every byte of a multi-byte rune.
-const nonASCII = 63
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// indexBuilder collects the fields of a shard's objects, which must be added in kind order and by name.
-type indexBuilder struct {
-	ns    string
-	ids   map[string]int32 // stored text → term
-	texts []string
-	raw   []rawPosting
-	refs  []ObjectRef
-	kinds []uint8
-}
-
-type rawPosting struct {
-	term, obj int32
-	field     field
-}
-
-func newIndexBuilder(ns string, objects int) *indexBuilder {
-	return &indexBuilder{ns: ns, ids: make(map[string]int32, 2*objects), refs: make([]ObjectRef, 0, objects),
-		kinds: make([]uint8, 0, objects), raw: make([]rawPosting, 0, 4*objects)}
-}
-
-// object adds an object named by ref and its name, and returns its number.
-func (b *indexBuilder) object(ref ObjectRef) int32 {
-	obj := int32(len(b.refs))
-	k, _ := kindOrder(ref.Kind)
-	b.refs = append(b.refs, ref)
-	b.kinds = append(b.kinds, k)
-	b.add(obj, fieldName, ref.Name)
-	return obj
-}
-
-func (b *indexBuilder) add(obj int32, f field, text string) {
-	if text == "" {
-		return
-	}
-	id, ok := b.ids[text]
-	if !ok {
-		id = int32(len(b.texts))
-		b.ids[text] = id
-		b.texts = append(b.texts, text)
-	}
-	b.raw = append(b.raw, rawPosting{id, obj, f})
-}
-
-func (b *indexBuilder) labels(obj int32, m map[string]string) {
-	for k, v := range m {
-		b.add(obj, fieldLabel, k)
-		b.add(obj, fieldLabel, v)
-		b.add(obj, fieldLabel, k+"="+v)
-	}
-}
-
-func (b *indexBuilder) rules(obj int32, rules []rbacv1.PolicyRule) {
-	for i := range rules {
-		r := &rules[i]
-		for _, s := range r.Resources {
-			b.add(obj, fieldRule, s)
-		}
-		for _, s := range r.ResourceNames {
-			b.add(obj, fieldRule, s)
-		}
-		for _, s := range r.NonResourceURLs {
-			b.add(obj, fieldRule, s)
-		}
-		for _, g := range r.APIGroups {
-			if g != "" && g != "*" {
-				b.add(obj, fieldRule, g)
-			}
-		}
-	}
-}
-
-// binding adds a binding's fields; scope is the namespace a ServiceAccount subject without one stands in.
-func (b *indexBuilder) binding(bd *Binding, scope string) {
-	obj := b.object(bd.Ref())
-	b.labels(obj, bd.Labels)
-	b.add(obj, fieldRoleRef, bd.RoleRef.Name)
-	for _, subj := range bd.Subjects {
-		b.add(obj, fieldSubject, subj.Name)
-		if ns := cmp.Or(subj.Namespace, scope); subj.Kind == rbacv1.ServiceAccountKind && ns != "" {
-			b.add(obj, fieldSubject, ns+"/"+subj.Name)
-			b.add(obj, fieldSubject, ServiceAccountUsername(ns, subj.Name))
-		}
-	}
-}
-
-func (b *indexBuilder) build() *termIndex {
-	ix := &termIndex{ns: b.ns, nsLower: strings.ToLower(b.ns), refs: b.refs, kinds: b.kinds}
-	for _, k := range b.kinds {
-		ix.kindMask |= 1 << k
-	}
-	n := len(b.texts)
-	lower := make([]string, n)
-	size := 1
-	for i, t := range b.texts {
-		lower[i] = strings.ToLower(t)
-		size += len(lower[i]) + 1
-	}
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(x, y int32) int {
-		return cmp.Or(strings.Compare(lower[x], lower[y]), strings.Compare(b.texts[x], b.texts[y]))
-	})
-	rank := make([]int32, n)
-	var sb strings.Builder
-	sb.Grow(size)
-	sb.WriteByte(0)
-	ix.starts = make([]int32, n+1)
-	ix.masks = make([]uint64, n)
-	for r, id := range order {
-		rank[id] = int32(r)
-		ix.starts[r] = int32(sb.Len())
-		sb.WriteString(lower[id])
-		sb.WriteByte(0)
-		ix.masks[r] = byteMask(lower[id])
-		if lower[id] != b.texts[id] {
-			if ix.orig == nil {
-				ix.orig = make(map[int32]string)
-			}
-			ix.orig[int32(r)] = b.texts[id]
-		}
-	}
-	ix.starts[n] = int32(sb.Len())
-	ix.buf = sb.String()
-	ix.trigrams = newBloom(ix.buf)
-	ix.byLen, ix.lenStart, ix.wide = lengthOrder(ix)
-
-	// Postings grouped by term in one array (a counting sort); within a term they stay in object order.
-	ix.postStart = make([]int32, n+1)
-	for _, p := range b.raw {
-		ix.postStart[rank[p.term]+1]++
-	}
-	for i := range n {
-		ix.postStart[i+1] += ix.postStart[i]
-	}
-	fill := slices.Clone(ix.postStart[:n])
-	ix.posts = make([]uint32, len(b.raw))
-	for _, p := range b.raw {
-		r := rank[p.term]
-		ix.posts[fill[r]] = uint32(p.obj)<<4 | uint32(p.field)
-		fill[r]++
-	}
-	return ix
-}
-
-// lengthOrder orders the terms of ix by byte length (a counting sort) and lists those with multi-byte runes.
-func lengthOrder(ix *termIndex) (byLen, lenStart, wide []int32) {
-	longest := 0
-	for i := range ix.terms() {
-		longest = max(longest, len(ix.term(i)))
-		if ix.masks[i]&(1<<nonASCII) != 0 {
-			wide = append(wide, int32(i))
-		}
-	}
-	lenStart = make([]int32, longest+2)
-	for i := range ix.terms() {
-		lenStart[len(ix.term(i))+1]++
-	}
-	for n := range longest + 1 {
-		lenStart[n+1] += lenStart[n]
-	}
-	fill := slices.Clone(lenStart)
-	byLen = make([]int32, ix.terms())
-	for i := range ix.terms() {
-		n := len(ix.term(i))
-		byLen[fill[n]] = int32(i)
-		fill[n]++
-	}
-	return byLen, lenStart, wide
-}
-
-func (sh *nsShard) buildSearch() *termIndex {
-	b := newIndexBuilder(sh.ns, len(sh.serviceAccounts)+len(sh.roles)+len(sh.bindings)+len(sh.pods)+len(sh.secrets))
-	for i := range sh.serviceAccounts {
-		a := &sh.serviceAccounts[i]
-		b.labels(b.object(a.Ref()), a.Labels)
-	}
-	for _, e := range sh.roles {
-		obj := b.object(e.src.Ref())
-		b.labels(obj, e.src.Labels)
-		b.rules(obj, e.src.Rules)
-	}
-	for i := range sh.bindings {
-		b.binding(&sh.bindings[i], sh.ns)
-	}
-	for i := range sh.pods {
-		p := &sh.pods[i]
-		obj := b.object(p.Ref())
-		b.labels(obj, p.Labels)
-		b.add(obj, fieldServiceAccount, p.ServiceAccount)
-		b.add(obj, fieldNode, p.NodeName)
-	}
-	for i := range sh.secrets {
-		sec := &sh.secrets[i]
-		obj := b.object(sec.Ref())
-		b.labels(obj, sec.Labels)
-		b.add(obj, fieldServiceAccount, sec.ServiceAccount)
-	}
-	return b.build()
-}
-
-func (sh *crShard) buildSearch() *termIndex {
-	b := newIndexBuilder("", len(sh.roles))
-	for _, e := range sh.roles {
-		obj := b.object(e.r.Ref())
-		b.labels(obj, e.r.Labels)
-		b.rules(obj, e.r.Rules)
-	}
-	return b.build()
-}
-
-func (sh *crbShard) buildSearch() *termIndex {
-	b := newIndexBuilder("", len(sh.bindings))
-	for i := range sh.bindings {
-		b.binding(&sh.bindings[i], "")
-	}
-	return b.build()
-}
-
-// buildSearch indexes Namespaces and Nodes; declared Users are indexed with every other user (subjectIndexer).
-func (sh *inventoryShard) buildSearch() *termIndex {
-	b := newIndexBuilder("", len(sh.namespaces)+len(sh.nodes))
-	for i := range sh.namespaces {
-		n := &sh.namespaces[i]
-		b.labels(b.object(n.Ref()), n.Labels)
-	}
-	for i := range sh.nodes {
-		n := &sh.nodes[i]
-		b.labels(b.object(n.Ref()), n.Labels)
-	}
-	return b.build()
-}
-
-// subjectIndexer indexes the users and groups of Subjects. They depend on every binding, so the index is the
-// snapshot's own, rebuilt per snapshot; it holds a few thousand names even on large clusters.
-type subjectIndexer struct{ s *Snapshot }
-
-func (x subjectIndexer) buildSearch() *termIndex {
-	s := x.s
-	users, groups := s.Subjects(KindUser), s.Subjects(KindGroup)
-	b := newIndexBuilder("", len(users)+len(groups))
-	for _, name := range users {
-		obj := b.object(ObjectRef{Kind: KindUser, Name: name})
-		if i, ok := s.inv.userByName[name]; ok {
-			u := &s.inv.users[i]
-			b.labels(obj, u.Labels)
-			for _, g := range u.Groups {
-				b.add(obj, fieldGroup, g)
-			}
-		}
-	}
-	for _, name := range groups {
-		b.object(ObjectRef{Kind: KindGroup, Name: name})
-	}
-	return b.build()
 }

@@ -65,10 +65,10 @@ type Snapshot struct {
 	objs     *Objects
 	warnOnce sync.Once
 	warnings []Warning
-	// subjects and subjectSearch depend on every binding, so each snapshot builds its own (see relations.go,
-	// search.go); shards keep their search indexes across snapshots.
-	subjects      subjectSet
-	subjectSearch lazyIndex
+	// subjects and search are built on first use (see relations.go, search.go); shards keep their own search
+	// indexes across snapshots.
+	subjects subjectSet
+	search   snapshotSearch
 }
 
 // principalTable gives every user or group a binding names a dense ID, so that WhoCan can collect subjects

@@ -166,6 +166,13 @@ func (w *Warning) Kind() *Kind {
 func (w *Warning) Namespace() *string { return optional(w.w.Object.Namespace) }
 func (w *Warning) Name() *string      { return optional(w.w.Object.Name) }
 
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
 func optional(s string) *string {
 	if s == "" {
 		return nil
@@ -193,13 +200,9 @@ func graphKind(k Kind) graph.Kind {
 
 // action turns an ActionInput into the engine's Action.
 func actionOf(in ActionInput) (graph.Action, error) {
-	a := graph.Action{Verb: in.Verb}
-	for dst, src := range map[*string]*string{&a.APIGroup: in.APIGroup, &a.Resource: in.Resource,
-		&a.Subresource: in.Subresource, &a.Namespace: in.Namespace, &a.Name: in.Name, &a.NonResourceURL: in.NonResourceURL} {
-		if src != nil {
-			*dst = *src
-		}
-	}
+	a := graph.Action{Verb: in.Verb, APIGroup: deref(in.APIGroup), Resource: deref(in.Resource),
+		Subresource: deref(in.Subresource), Namespace: deref(in.Namespace), Name: deref(in.Name),
+		NonResourceURL: deref(in.NonResourceURL)}
 	switch {
 	case a.Verb == "":
 		return a, userErrorf("action: verb is required")

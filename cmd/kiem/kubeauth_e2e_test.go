@@ -27,6 +27,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kiem-io/kiem/gql/auth"
+	"github.com/kiem-io/kiem/graph"
 	"github.com/kiem-io/kiem/internal/kubetest"
 	"github.com/kiem-io/kiem/internal/testutil"
 )
@@ -176,6 +177,17 @@ func TestKubeAuthE2E(t *testing.T) {
 				Subjects:   b.subjects,
 			}, metav1.CreateOptions{})
 			return err
+		})
+	}
+	// The apiserver's authorizer reads bindings from its informers: wait until it applies the ones just created,
+	// or a review in the first milliseconds would refuse what the bindings grant.
+	for _, w := range []struct{ ns, name, verb string }{{ns, "viewer", auth.VerbView}, {ns, "admin", auth.VerbAdmin}, {teamNS, "member", auth.VerbView}} {
+		eventually(t, 15*time.Second, "the kiem bindings take effect for "+w.ns+"/"+w.name, func() bool {
+			sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: graph.ServiceAccountUsername(w.ns, w.name), Groups: graph.ServiceAccountGroups(w.ns),
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Group: auth.VirtualGroup, Resource: auth.VirtualResource, Verb: w.verb},
+			}}, metav1.CreateOptions{})
+			return err == nil && sar.Status.Allowed
 		})
 	}
 	tokenFor := func(sa *corev1.ServiceAccount, audiences ...string) string {

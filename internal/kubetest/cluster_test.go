@@ -54,6 +54,31 @@ func TestCluster(t *testing.T) {
 			}, metav1.CreateOptions{})
 			return err
 		})
+		review := func(ns, verb string) *authorizationv1.SubjectAccessReview {
+			t.Helper()
+			sar, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+				Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:               "system:serviceaccount:team-a:builder",
+					ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Resource: "secrets"},
+				},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("SubjectAccessReview: %v", err)
+			}
+			return sar
+		}
+		// The apiserver's RBAC authorizer reads bindings from its own informers, so a binding just created is
+		// authorized once its watch event arrives: wait for the first grant before checking the table.
+		deadline := time.After(10 * time.Second)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for !review("team-a", "get").Status.Allowed {
+			select {
+			case <-deadline:
+				t.Fatal("the RoleBinding never took effect in the apiserver's authorizer")
+			case <-tick.C:
+			}
+		}
 		for _, tc := range []struct {
 			ns, verb string
 			want     bool
@@ -63,15 +88,7 @@ func TestCluster(t *testing.T) {
 			{"team-a", "delete", false}, // the Role grants reads only
 			{"default", "get", false},   // a RoleBinding reaches its own namespace only
 		} {
-			sar, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-				Spec: authorizationv1.SubjectAccessReviewSpec{
-					User:               "system:serviceaccount:team-a:builder",
-					ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: tc.ns, Verb: tc.verb, Resource: "secrets"},
-				},
-			}, metav1.CreateOptions{})
-			if err != nil {
-				t.Fatalf("SubjectAccessReview: %v", err)
-			}
+			sar := review(tc.ns, tc.verb)
 			if got := sar.Status.Allowed; got != tc.want {
 				t.Errorf("builder %s secrets in %s: allowed=%v, want %v (reason %q)", tc.verb, tc.ns, got, tc.want, sar.Status.Reason)
 			}

@@ -32,26 +32,19 @@ func (v *view) list(k graph.Kind, ns string, first *int, after *string) (*NodeCo
 		}
 		i := 0
 		v.snap.Each(k, ns, func(o graph.Object) bool {
+			if i >= pg.end {
+				return false
+			}
 			if i >= pg.start {
 				refs = append(refs, o.Ref())
 			}
 			i++
-			return i < pg.end
+			return true
 		})
-		c, err := nodeConnection(v, refs, intPtr(len(refs)), nil)
-		if err != nil {
-			return nil, err
-		}
-		for j := range c.Edges {
-			c.Edges[j].Cursor = cursor(pg.start + j)
-		}
-		c.PageInfo, c.TotalCount = pg.info, total
-		return c, nil
+		return nodePage(v, refs, pg, total), nil
 	}
 	return nodeConnection(v, refs, first, after)
 }
-
-func intPtr(i int) *int { return &i }
 
 // search runs a multi-entity search.
 func (v *view) search(ctx context.Context, query string, kinds []Kind, namespace *string, first *int, after *string) (*SearchConnection, error) {

@@ -62,21 +62,35 @@ func paginate(n int, first *int, after *string) (pageRange, error) {
 	return pageRange{start: start, end: end, info: info}, nil
 }
 
+// pageNodes returns the nodes of one page's refs, the first at position start of its list, with their cursors;
+// refs whose node is not a T at the view are skipped.
+func pageNodes[T any](v *view, refs []graph.ObjectRef, start int) (nodes []T, cursors []string) {
+	nodes = []T{}
+	for i, ref := range refs {
+		if n, ok := v.nodeOf(ref).(T); ok {
+			nodes = append(nodes, n)
+			cursors = append(cursors, cursor(start+i))
+		}
+	}
+	return nodes, cursors
+}
+
 func nodeConnection(v *view, refs []graph.ObjectRef, first *int, after *string) (*NodeConnection, error) {
 	pg, err := paginate(len(refs), first, after)
 	if err != nil {
 		return nil, err
 	}
-	c := &NodeConnection{PageInfo: pg.info, TotalCount: len(refs), Revision: v.rev, Edges: []*NodeEdge{}, Nodes: []Node{}}
-	for i := pg.start; i < pg.end; i++ {
-		n := v.nodeOf(refs[i])
-		if n == nil {
-			continue
-		}
-		c.Edges = append(c.Edges, &NodeEdge{Cursor: cursor(i), Node: n})
-		c.Nodes = append(c.Nodes, n)
+	return nodePage(v, refs[pg.start:pg.end], pg, len(refs)), nil
+}
+
+// nodePage is the connection of the page pg of a list of total nodes, given the page's refs.
+func nodePage(v *view, refs []graph.ObjectRef, pg pageRange, total int) *NodeConnection {
+	nodes, cursors := pageNodes[Node](v, refs, pg.start)
+	c := &NodeConnection{PageInfo: pg.info, TotalCount: total, Revision: v.rev, Nodes: nodes, Edges: make([]*NodeEdge, len(nodes))}
+	for i, n := range nodes {
+		c.Edges[i] = &NodeEdge{Cursor: cursors[i], Node: n}
 	}
-	return c, nil
+	return c
 }
 
 func bindingConnection(v *view, refs []graph.ObjectRef, first *int, after *string) (*BindingConnection, error) {
@@ -84,14 +98,10 @@ func bindingConnection(v *view, refs []graph.ObjectRef, first *int, after *strin
 	if err != nil {
 		return nil, err
 	}
-	c := &BindingConnection{PageInfo: pg.info, TotalCount: len(refs), Edges: []*BindingEdge{}, Nodes: []BindingNode{}}
-	for i := pg.start; i < pg.end; i++ {
-		n, ok := v.nodeOf(refs[i]).(BindingNode)
-		if !ok {
-			continue
-		}
-		c.Edges = append(c.Edges, &BindingEdge{Cursor: cursor(i), Node: n})
-		c.Nodes = append(c.Nodes, n)
+	nodes, cursors := pageNodes[BindingNode](v, refs[pg.start:pg.end], pg.start)
+	c := &BindingConnection{PageInfo: pg.info, TotalCount: len(refs), Nodes: nodes, Edges: make([]*BindingEdge, len(nodes))}
+	for i, n := range nodes {
+		c.Edges[i] = &BindingEdge{Cursor: cursors[i], Node: n}
 	}
 	return c, nil
 }
@@ -101,14 +111,10 @@ func podConnection(v *view, refs []graph.ObjectRef, first *int, after *string) (
 	if err != nil {
 		return nil, err
 	}
-	c := &PodConnection{PageInfo: pg.info, TotalCount: len(refs), Edges: []*PodEdge{}, Nodes: []*Pod{}}
-	for i := pg.start; i < pg.end; i++ {
-		n, ok := v.nodeOf(refs[i]).(*Pod)
-		if !ok {
-			continue
-		}
-		c.Edges = append(c.Edges, &PodEdge{Cursor: cursor(i), Node: n})
-		c.Nodes = append(c.Nodes, n)
+	nodes, cursors := pageNodes[*Pod](v, refs[pg.start:pg.end], pg.start)
+	c := &PodConnection{PageInfo: pg.info, TotalCount: len(refs), Nodes: nodes, Edges: make([]*PodEdge, len(nodes))}
+	for i, n := range nodes {
+		c.Edges[i] = &PodEdge{Cursor: cursors[i], Node: n}
 	}
 	return c, nil
 }

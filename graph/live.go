@@ -147,11 +147,7 @@ func (l *Live) DiffSnapshots(ctx context.Context, from, to Revision) (Diff, *Sna
 	if from > to {
 		return Diff{}, nil, nil, fmt.Errorf("diff %d..%d: the first revision must not be after the second", from, to)
 	}
-	var changes []Change
-	err := l.store.Changes(ctx, from, to, func(c ChangeRecord) bool {
-		changes = append(changes, Change{Op: c.Op, Ref: c.Ref, Before: c.Before, After: c.After})
-		return true
-	})
+	objects, err := l.ObjectChanges(ctx, from, to)
 	if err != nil {
 		return Diff{}, nil, nil, fmt.Errorf("diff %d..%d: %w", from, to, err)
 	}
@@ -159,13 +155,26 @@ func (l *Live) DiffSnapshots(ctx context.Context, from, to Revision) (Diff, *Sna
 	if err != nil {
 		return Diff{}, nil, nil, err
 	}
-	objects := CondenseChanges(changes)
 	// The state at from is the state at to with the range's changes undone: applying the inverse to the (usually
 	// resident) later snapshot costs what the change costs, where materialising a past revision costs what the
 	// cluster costs.
 	a := b.Apply(invert(objects))
 	d, err := DiffSnapshots(ctx, a, b, objects)
 	return d, a, b, err
+}
+
+// ObjectChanges returns the changes of the revisions in (from, to], condensed to one per object (see
+// CondenseChanges).
+func (l *Live) ObjectChanges(ctx context.Context, from, to Revision) ([]ObjectDiff, error) {
+	var changes []Change
+	err := l.store.Changes(ctx, from, to, func(c ChangeRecord) bool {
+		changes = append(changes, Change{Op: c.Op, Ref: c.Ref, Before: c.Before, After: c.After})
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return CondenseChanges(changes), nil
 }
 
 // invert returns the changes that undo objects.

@@ -88,7 +88,7 @@ func buildCRShard(roles []Role, opts SnapshotOptions) *crShard {
 	}
 	for i := range roles {
 		r := &roles[i]
-		r.Kind = KindClusterRole
+		setKind(&r.Kind, KindClusterRole)
 		e := &roleEntry{src: r, r: r}
 		if a, ok := agg[r.Name]; ok {
 			computed := *r
@@ -156,7 +156,7 @@ func (sh *crShard) withEdits(edits map[string]Object, opts SnapshotOptions) *crS
 	for _, o := range edits {
 		if r, ok := o.(*Role); ok && r != nil {
 			c := *r
-			c.Kind = KindClusterRole
+			setKind(&c.Kind, KindClusterRole)
 			n.roles = append(n.roles, &roleEntry{src: &c, r: &c})
 		}
 	}
@@ -178,7 +178,7 @@ func buildCRBShard(bindings []Binding, table *principalTable) *crbShard {
 	}
 	for i := range bindings {
 		b := &bindings[i]
-		b.Kind = KindClusterRoleBinding
+		setKind(&b.Kind, KindClusterRoleBinding)
 		sh.entries[i] = newBindingEntry(b, "", nil, table)
 		sh.bindingByName[b.Name] = int32(i)
 		for _, p := range uniquePrincipals(sh.entries[i].subjects) {
@@ -214,13 +214,13 @@ func buildNsShard(ns string, roles []Role, bindings []Binding, sas []ServiceAcco
 	}
 	for i := range roles {
 		r := &roles[i]
-		r.Kind = KindRole
+		setKind(&r.Kind, KindRole)
 		sh.roles[i] = &roleEntry{src: r, r: r}
 		sh.roleByName[r.Name] = sh.roles[i]
 	}
 	for i := range bindings {
 		b := &bindings[i]
-		b.Kind = KindRoleBinding
+		setKind(&b.Kind, KindRoleBinding)
 		e := newBindingEntry(b, ns, sh.roleByName, table)
 		sh.entries[i] = e
 		sh.bindingByName[b.Name] = int32(i)
@@ -339,3 +339,12 @@ func (be *bindingEntry) subjectRef(refs []ObjectRef, si int) ObjectRef {
 
 // String is for debugging.
 func (be *bindingEntry) String() string { return fmt.Sprintf("%s -> %s", be.ref, be.roleRef) }
+
+// setKind fills in the kind of a role or binding. Shards share unchanged object slices with the snapshots they
+// were applied from, which other goroutines may be reading: write only when the value differs, which happens
+// only for objects no other snapshot holds yet.
+func setKind(k *Kind, want Kind) {
+	if *k != want {
+		*k = want
+	}
+}

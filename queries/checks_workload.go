@@ -1,0 +1,115 @@
+package queries
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kiem-io/kiem/graph"
+)
+
+func init() {
+	register(&check{name: "takeover-token", target: TargetPod,
+		doc: "the pod mounts the token of a ServiceAccount that can take over the cluster or its namespace " +
+			"(create pods or workloads, read secrets, bind, escalate, impersonate, nodes/proxy, mint tokens) (KIEM-WL-001)",
+		run: takeoverToken})
+	register(&check{name: "node-token-concentration", target: TargetNode,
+		doc: "the node runs pods whose mounted tokens can take over the cluster (KIEM-WL-002)",
+		run: nodeTokenConcentration})
+}
+
+// takeoverActions are the permissions that turn a stolen token into control of its namespace or the cluster.
+var takeoverActions = []graph.Action{
+	{Verb: "create", Resource: "pods"},
+	{Verb: "create", APIGroup: "apps", Resource: "deployments"},
+	{Verb: "create", APIGroup: "apps", Resource: "daemonsets"},
+	{Verb: "create", APIGroup: "batch", Resource: "jobs"},
+	{Verb: "update", Resource: "pods"},
+	{Verb: "patch", Resource: "pods"},
+	{Verb: "create", Resource: "pods", Subresource: "exec"},
+	{Verb: "get", Resource: "secrets"},
+	{Verb: "list", Resource: "secrets"},
+	{Verb: "bind", APIGroup: rbacGroup, Resource: "clusterroles"},
+	{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles"},
+	{Verb: "impersonate", Resource: "users"},
+	{Verb: "impersonate", Resource: "groups"},
+	{Verb: "impersonate", Resource: "serviceaccounts"},
+	{Verb: "get", Resource: "nodes", Subresource: "proxy"},
+	{Verb: "create", Resource: "nodes", Subresource: "proxy"},
+	{Verb: "create", Resource: "serviceaccounts", Subresource: "token"},
+}
+
+// takeover asks every takeover action of a ServiceAccount in its namespace; the evidence holds the grants.
+func takeover(w *worker, sa graph.ObjectRef) (*evaluation, []string) {
+	ev := w.subjectFor(sa, sa.Namespace).ev
+	ev.reset()
+	var what []string
+	for _, a := range takeoverActions {
+		if ev.ask(a, false) {
+			what = append(what, describeAction(a))
+		}
+	}
+	return ev, what
+}
+
+func describeAction(a graph.Action) string {
+	res := a.Resource
+	if a.Subresource != "" {
+		res += "/" + a.Subresource
+	}
+	return a.Verb + " " + res
+}
+
+func podOf(w *worker, ref graph.ObjectRef) *graph.Pod {
+	if o, ok := w.ec.snap.Object(ref); ok {
+		return o.(*graph.Pod)
+	}
+	return nil
+}
+
+// tokenMounted is the effective automount of a pod: its own setting, else its ServiceAccount's, else true.
+func tokenMounted(w *worker, p *graph.Pod) bool {
+	if p.AutomountToken != nil {
+		return *p.AutomountToken
+	}
+	sam, _ := w.ec.serviceAccountModel(p.Namespace, p.ServiceAccount)
+	return sam.AutomountToken
+}
+
+func takeoverToken(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
+	p := podOf(w, k.ref)
+	if p == nil || !tokenMounted(w, p) {
+		return nil, nil
+	}
+	sa := graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: p.Namespace, Name: p.ServiceAccount}
+	ev, what := takeover(w, sa)
+	if len(what) == 0 {
+		return nil, nil
+	}
+	return []hit{{subject: &sa, object: &k.ref, namespace: p.Namespace, grants: ev.evidence(),
+		message: fmt.Sprintf("%s mounts the token of %s, which can %s", refName(k.ref), refName(sa), strings.Join(what, ", "))}}, nil
+}
+
+func nodeTokenConcentration(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
+	var pods []graph.ObjectRef
+	var sas []string
+	for _, pref := range w.ec.podsOnNode(k.ref.Name) {
+		p := podOf(w, pref)
+		if p == nil || !tokenMounted(w, p) {
+			continue
+		}
+		sa := graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: p.Namespace, Name: p.ServiceAccount}
+		if _, what := takeover(w, sa); len(what) > 0 {
+			pods = append(pods, pref)
+			sas = append(sas, sa.Namespace+"/"+sa.Name)
+		}
+	}
+	if len(pods) == 0 {
+		return nil, nil
+	}
+	slices.Sort(sas)
+	sas = slices.Compact(sas)
+	return []hit{{object: &k.ref, objects: pods,
+		message: fmt.Sprintf("Node %s runs %d pods whose tokens can take over the cluster or a namespace (ServiceAccounts %s): compromising the node yields them",
+			k.ref.Name, len(pods), strings.Join(sas, ", "))}}, nil
+}

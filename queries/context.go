@@ -1,0 +1,281 @@
+package queries
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/kiem-io/kiem/graph"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// evalContext is what every worker of one evaluation shares: the snapshot and indexes built once.
+type evalContext struct {
+	e    *Engine
+	snap *graph.Snapshot
+
+	principalsOnce sync.Once
+	principals     []graph.ObjectRef // sorted
+
+	podsByNodeOnce sync.Once
+	podsByNode     map[string][]graph.ObjectRef
+
+	data map[string]bool // optional data present
+}
+
+func (e *Engine) newContext(snap *graph.Snapshot) *evalContext {
+	return &evalContext{e: e, snap: snap, data: map[string]bool{
+		DataSecrets: snap.Count(graph.KindSecret, "") > 0,
+		DataPods:    snap.Count(graph.KindPod, "") > 0,
+		DataNodes:   snap.Count(graph.KindNode, "") > 0,
+
+		DataServiceAccounts: snap.Count(graph.KindServiceAccount, "") > 0,
+	}}
+}
+
+// runs reports whether the data a rule requires is present.
+func (ec *evalContext) runs(r *Rule) bool {
+	for _, d := range r.Requires {
+		if !ec.data[d] {
+			return false
+		}
+	}
+	return true
+}
+
+func (ec *evalContext) skipped() []SkippedRule {
+	var out []SkippedRule
+	for _, p := range ec.e.packs {
+		for _, r := range p.Rules {
+			for _, d := range r.Requires {
+				if !ec.data[d] {
+					out = append(out, SkippedRule{Rule: r.ID, Reason: fmt.Sprintf("needs %s, which the graph does not hold", describeData(d))})
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func describeData(d string) string {
+	switch d {
+	case DataSecrets:
+		return "Secret metadata (serve --index-secrets)"
+	case DataPods:
+		return "pods"
+	case DataNodes:
+		return "nodes"
+	case DataServiceAccounts:
+		return "ServiceAccount objects"
+	}
+	return d
+}
+
+// principalOf resolves a binding subject to the principal it names: a ServiceAccount (also when named as its
+// user name), a User or a Group. ok is false for subjects that match nobody.
+func principalOf(s *rbacv1.Subject, bindingNS string) (graph.ObjectRef, bool) {
+	switch s.Kind {
+	case rbacv1.ServiceAccountKind:
+		ns := s.Namespace
+		if ns == "" {
+			ns = bindingNS
+		}
+		if ns == "" {
+			return graph.ObjectRef{}, false
+		}
+		return graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: ns, Name: s.Name}, true
+	case rbacv1.UserKind:
+		if ns, name, ok := graph.SplitServiceAccountUsername(s.Name); ok {
+			return graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: ns, Name: name}, true
+		}
+		return graph.ObjectRef{Kind: graph.KindUser, Name: s.Name}, true
+	case rbacv1.GroupKind:
+		return graph.ObjectRef{Kind: graph.KindGroup, Name: s.Name}, true
+	}
+	return graph.ObjectRef{}, false
+}
+
+// names reports whether the grant's binding names principal p itself (not one of its groups).
+func names(gp *graph.GrantPath, p graph.ObjectRef) bool {
+	got, ok := principalOf(gp.Subject, gp.Binding.Namespace)
+	return ok && got == p
+}
+
+// allPrincipals returns every principal a binding names, sorted.
+func (ec *evalContext) allPrincipals() []graph.ObjectRef {
+	ec.principalsOnce.Do(func() {
+		seen := map[graph.ObjectRef]struct{}{}
+		visit := func(o graph.Object) bool {
+			b := o.(*graph.Binding)
+			for i := range b.Subjects {
+				if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
+					seen[p] = struct{}{}
+				}
+			}
+			return true
+		}
+		ec.snap.Each(graph.KindClusterRoleBinding, "", visit)
+		ec.snap.Each(graph.KindRoleBinding, "", visit)
+		ec.principals = make([]graph.ObjectRef, 0, len(seen))
+		for p := range seen {
+			ec.principals = append(ec.principals, p)
+		}
+		slices.SortFunc(ec.principals, compareRefs)
+	})
+	return ec.principals
+}
+
+// identity is the identity the apiserver gives a principal (see Subject).
+func (ec *evalContext) identity(p graph.ObjectRef) graph.Identity {
+	switch p.Kind {
+	case graph.KindServiceAccount:
+		return graph.ServiceAccountIdentity(p.Namespace, p.Name)
+	case graph.KindUser:
+		return graph.ImpersonatedIdentity(p.Name, ec.snap.GroupsOf(p.Name))
+	}
+	return graph.Identity{Groups: []string{p.Name}}
+}
+
+// allItems lists every item of a group, in a stable order.
+func (ec *evalContext) allItems(g group) []itemKey {
+	if len(ec.rulesOf(g)) == 0 {
+		return nil
+	}
+	var out []itemKey
+	add := func(o graph.Object) bool {
+		out = append(out, itemKey{g, refOf(o)})
+		return true
+	}
+	switch g {
+	case groupSubject:
+		for _, p := range ec.allPrincipals() {
+			out = append(out, itemKey{g, p})
+		}
+	case groupBinding:
+		ec.snap.Each(graph.KindClusterRoleBinding, "", add)
+		ec.snap.Each(graph.KindRoleBinding, "", add)
+	case groupRole:
+		ec.snap.Each(graph.KindClusterRole, "", add)
+		ec.snap.Each(graph.KindRole, "", add)
+	case groupServiceAccount:
+		ec.snap.Each(graph.KindServiceAccount, "", add)
+	case groupPod:
+		ec.snap.Each(graph.KindPod, "", add)
+	case groupNamespace:
+		for _, ns := range ec.snap.NamespaceNames() {
+			out = append(out, itemKey{g, graph.ObjectRef{Kind: graph.KindNamespace, Name: ns}})
+		}
+	case groupNode:
+		ec.snap.Each(graph.KindNode, "", add)
+	case groupSecret:
+		ec.snap.Each(graph.KindSecret, "", add)
+	}
+	return out
+}
+
+// rulesOf returns the rules evaluated for a group that can run on this snapshot.
+func (ec *evalContext) rulesOf(g group) []*Rule {
+	var out []*Rule
+	for t, rs := range ec.e.byTarget {
+		if groupOf(t) != g {
+			continue
+		}
+		for _, r := range rs {
+			if ec.runs(r) {
+				out = append(out, r)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func refOf(o graph.Object) graph.ObjectRef {
+	switch v := o.(type) {
+	case *graph.Binding:
+		return v.Ref()
+	case *graph.Role:
+		return v.Ref()
+	case *graph.ServiceAccount:
+		return v.Ref()
+	case *graph.Pod:
+		return v.Ref()
+	case *graph.Namespace:
+		return v.Ref()
+	case *graph.Node:
+		return v.Ref()
+	case *graph.Secret:
+		return v.Ref()
+	case *graph.User:
+		return v.Ref()
+	}
+	return graph.ObjectRef{}
+}
+
+// podsOnNode returns the pods scheduled on a node, indexed once per evaluation.
+func (ec *evalContext) podsOnNode(node string) []graph.ObjectRef {
+	ec.podsByNodeOnce.Do(func() {
+		ec.podsByNode = map[string][]graph.ObjectRef{}
+		ec.snap.Each(graph.KindPod, "", func(o graph.Object) bool {
+			p := o.(*graph.Pod)
+			if p.NodeName != "" {
+				ec.podsByNode[p.NodeName] = append(ec.podsByNode[p.NodeName], p.Ref())
+			}
+			return true
+		})
+	})
+	return ec.podsByNode[node]
+}
+
+// namespaceModel returns the model of a namespace; an absent namespace has Exists false.
+func (ec *evalContext) namespaceModel(name string) *Namespace {
+	m := &Namespace{Name: name, Labels: map[string]string{}, Annotations: map[string]string{}}
+	if name == "" {
+		return m
+	}
+	if o, ok := ec.snap.Object(graph.ObjectRef{Kind: graph.KindNamespace, Name: name}); ok {
+		ns := o.(*graph.Namespace)
+		m.Labels, m.Annotations, m.Exists = nonNilMap(ns.Labels), nonNilMap(ns.Annotations), true
+	}
+	return m
+}
+
+// serviceAccountModel returns the model of a ServiceAccount; an absent one has Exists false and mounts tokens.
+func (ec *evalContext) serviceAccountModel(ns, name string) (*ServiceAccount, *graph.ServiceAccount) {
+	m := &ServiceAccount{Namespace: ns, Name: name, Labels: map[string]string{}, AutomountToken: true}
+	o, ok := ec.snap.Object(graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: ns, Name: name})
+	if !ok {
+		return m, nil
+	}
+	sa := o.(*graph.ServiceAccount)
+	m.Labels, m.Exists = nonNilMap(sa.Labels), true
+	if sa.AutomountToken != nil {
+		m.AutomountToken, m.AutomountTokenSet = *sa.AutomountToken, true
+	}
+	return m, sa
+}
+
+// roleModel returns the role a binding references, Exists false when it is missing.
+func (ec *evalContext) roleModel(ref graph.ObjectRef) (*Role, *graph.Role) {
+	var r *graph.Role
+	var ok bool
+	switch ref.Kind {
+	case graph.KindClusterRole:
+		r, ok = ec.snap.ClusterRole(ref.Name)
+	case graph.KindRole:
+		r, ok = ec.snap.Role(ref.Namespace, ref.Name)
+	}
+	if !ok {
+		return &Role{Kind: string(ref.Kind), Namespace: ref.Namespace, Name: ref.Name, Labels: map[string]string{},
+			Annotations: map[string]string{}, Rules: []PolicyRule{}}, nil
+	}
+	return modelRole(r), r
+}
+
+// permissions lists the permissions of an identity.
+func (ec *evalContext) permissions(ctx context.Context, id graph.Identity) ([]graph.Permission, error) {
+	return ec.snap.EffectivePermissions(ctx, id)
+}

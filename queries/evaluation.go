@@ -1,0 +1,117 @@
+package queries
+
+import (
+	"github.com/kiem-io/kiem/graph"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// evaluation is what a subject's permission functions read: the identity's permissions, the scope they are asked
+// in, and the grants that answered yes so far (the evidence). One evaluation serves one worker at a time.
+type evaluation struct {
+	scope string
+	// perms are loaded by load on first use, so that rules that ask nothing cost nothing.
+	load   func() []graph.Permission
+	loaded bool
+	err    error
+	perms  []graph.Permission
+	// hits are indexes into perms of the grants that allowed something, in order, without repeats.
+	hits []int32
+	hit  map[int32]struct{}
+}
+
+func newEvaluation() *evaluation { return &evaluation{hit: map[int32]struct{}{}} }
+
+// reset prepares the evaluation for another rule on the same identity and scope.
+func (ev *evaluation) reset() {
+	ev.hits = ev.hits[:0]
+	clear(ev.hit)
+}
+
+// ask answers whether the identity may do a in the evaluation's scope, with the authorizer's semantics: a
+// RoleBinding's grants count in its namespace only, non-resource URLs only through ClusterRoleBindings. With some,
+// a rule restricted to resourceNames counts as allowing the request for one of its names. Every grant that
+// allows it is recorded.
+func (ev *evaluation) ask(a graph.Action, some bool) bool {
+	ev.ensure()
+	a.Namespace = requestNamespace(a, ev.scope)
+	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
+		a.Name = a.Namespace // the Namespace object itself
+	}
+	allowed := false
+	for i := range ev.perms {
+		p := &ev.perms[i]
+		if p.Namespace != "" && (p.Namespace != a.Namespace || !a.IsResource()) {
+			continue
+		}
+		if !ruleAllows(p.Rule, a, some) {
+			continue
+		}
+		allowed = true
+		if _, dup := ev.hit[int32(i)]; !dup {
+			ev.hit[int32(i)] = struct{}{}
+			ev.hits = append(ev.hits, int32(i))
+		}
+	}
+	return allowed
+}
+
+func ruleAllows(r *rbacv1.PolicyRule, a graph.Action, some bool) bool {
+	if some && a.IsResource() && a.Name == "" && len(r.ResourceNames) > 0 {
+		a.Name = r.ResourceNames[0]
+	}
+	return graph.RuleAllows(r, a)
+}
+
+// evidence returns the recorded grants.
+func (ev *evaluation) evidence() []graph.Permission {
+	out := make([]graph.Permission, len(ev.hits))
+	for i, h := range ev.hits {
+		out[i] = ev.perms[h]
+	}
+	return out
+}
+
+// ensure loads the permissions once.
+func (ev *evaluation) ensure() {
+	if !ev.loaded {
+		ev.loaded = true
+		if ev.load != nil {
+			ev.perms = ev.load()
+		}
+	}
+}
+
+// requestNamespace is the namespace a real request for a in scope carries: none for cluster-scoped built-in
+// resources (so RoleBindings cannot grant them), except the Namespace object itself, which the apiserver
+// authorizes in its own namespace for get, update, patch and delete (a RoleBinding there can grant those).
+func requestNamespace(a graph.Action, scope string) string {
+	if !a.IsResource() || scope == "" {
+		return ""
+	}
+	if a.APIGroup == "" && a.Resource == "namespaces" {
+		switch a.Verb {
+		case "get", "update", "patch", "delete":
+			if a.Name == "" || a.Name == scope {
+				return scope
+			}
+		}
+		return ""
+	}
+	if clusterScoped(a.APIGroup, a.Resource) {
+		return ""
+	}
+	return scope
+}
+
+// clusterScoped reports whether a built-in resource is cluster-scoped, the impersonation resources included
+// (users, groups and uids are authorized cluster-wide; serviceaccounts in their namespace).
+func clusterScoped(group, resource string) bool {
+	switch {
+	case group == "" && (resource == "users" || resource == "groups"):
+		return true
+	case group == "authentication.k8s.io" && (resource == "uids" || resource == "userextras"):
+		return true
+	}
+	cluster, _ := graph.ClusterScoped(group, resource)
+	return cluster
+}

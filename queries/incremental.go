@@ -1,0 +1,271 @@
+package queries
+
+import (
+	"context"
+	"maps"
+	"strings"
+
+	"github.com/kiem-io/kiem/graph"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// Update re-evaluates prev's findings for next, the snapshot after the changes objects (condensed: one entry per
+// changed object). Only the items the changes touch are evaluated again (see touched); the rest of prev is
+// shared. The delta says which findings appeared and which were resolved.
+func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot, objects []graph.ObjectDiff) (*Result, Delta, error) {
+	ec := e.newContext(next)
+	res := &Result{snap: next, items: maps.Clone(prev.items)}
+	copied := map[string]bool{}
+	t := touched(prev.snap, next, objects, ec)
+	delta := Delta{New: []Finding{}, Resolved: []Finding{}}
+	for _, g := range groupOrder {
+		keys := t.items(g, prev, ec)
+		if len(keys) == 0 {
+			continue
+		}
+		var before []Finding
+		for _, k := range keys {
+			before = append(before, prev.items[k.ref.Namespace][k]...)
+			if !copied[k.ref.Namespace] {
+				copied[k.ref.Namespace] = true
+				res.items[k.ref.Namespace] = maps.Clone(res.items[k.ref.Namespace])
+			}
+		}
+		if err := e.evaluateItems(ctx, ec, res, keys); err != nil {
+			return nil, Delta{}, err
+		}
+		var after []Finding
+		for _, k := range keys {
+			after = append(after, res.items[k.ref.Namespace][k]...)
+		}
+		d := Compare(before, after)
+		delta.New = append(delta.New, d.New...)
+		delta.Resolved = append(delta.Resolved, d.Resolved...)
+	}
+	for ns, m := range res.items {
+		if len(m) == 0 {
+			delete(res.items, ns)
+		}
+	}
+	SortFindings(delta.New)
+	SortFindings(delta.Resolved)
+	res.Skipped, res.Expired = ec.skipped(), e.opts.Suppressions.expired(e.opts.Now())
+	return res, delta, nil
+}
+
+// touchSet collects what a change touches, per group; all[g] means every item of g.
+type touchSet struct {
+	refs map[group]map[graph.ObjectRef]struct{}
+	all  map[group]bool
+}
+
+func (t *touchSet) add(g group, ref graph.ObjectRef) {
+	if t.refs[g] == nil {
+		t.refs[g] = map[graph.ObjectRef]struct{}{}
+	}
+	t.refs[g][ref] = struct{}{}
+}
+
+// items lists the keys to evaluate for g: every item of g in either snapshot when all of g is touched.
+func (t *touchSet) items(g group, prev *Result, ec *evalContext) []itemKey {
+	seen := map[itemKey]struct{}{}
+	var out []itemKey
+	add := func(k itemKey) {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	if t.all[g] {
+		for _, k := range ec.allItems(g) {
+			add(k)
+		}
+		for _, m := range prev.items {
+			for k := range m {
+				if k.group == g {
+					add(k)
+				}
+			}
+		}
+		return out
+	}
+	for ref := range t.refs[g] {
+		add(itemKey{g, ref})
+	}
+	return out
+}
+
+// touched works out which items a change can affect. Subjects: those a changed binding names, those of the
+// bindings of a changed role (or of an aggregated ClusterRole whose rules changed), the members of a touched
+// group (every principal for system:authenticated and system:serviceaccounts), those bound in a namespace whose
+// labels changed, and users whose declared groups changed. Objects: the changed ones, the roles and
+// ServiceAccounts a changed binding names (bound or missing), the bindings of a changed role or ServiceAccount
+// (missing role, missing account, duplicates), the pods of a touched ServiceAccount (automount, takeover), and
+// the nodes of touched pods.
+func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalContext) *touchSet {
+	t := &touchSet{refs: map[group]map[graph.ObjectRef]struct{}{}, all: map[group]bool{}}
+	snaps := []*graph.Snapshot{prev, next}
+	// principal touches a principal, what reads its permissions (its bindings' rules, its pods), and, for a
+	// group, every member.
+	var principal func(p graph.ObjectRef)
+	principal = func(p graph.ObjectRef) {
+		t.add(groupSubject, p)
+		for _, s := range snaps {
+			for _, bref := range s.BindingsOf(p) {
+				t.add(groupBinding, bref)
+			}
+		}
+		switch p.Kind {
+		case graph.KindServiceAccount:
+			t.add(groupServiceAccount, p)
+			for _, s := range snaps {
+				for _, pod := range s.PodsOf(p.Namespace, p.Name) {
+					t.add(groupPod, pod)
+				}
+			}
+		case graph.KindGroup:
+			switch {
+			case p.Name == graph.GroupAuthenticated || p.Name == graph.GroupServiceAccounts:
+				for _, g := range []group{groupSubject, groupBinding, groupPod, groupServiceAccount, groupNode} {
+					t.all[g] = true
+				}
+			case strings.HasPrefix(p.Name, "system:serviceaccounts:"):
+				ns := strings.TrimPrefix(p.Name, "system:serviceaccounts:")
+				for _, s := range snaps {
+					s.Each(graph.KindServiceAccount, ns, func(o graph.Object) bool {
+						principal(o.(*graph.ServiceAccount).Ref())
+						return true
+					})
+				}
+				for _, q := range ec.allPrincipals() {
+					if q.Kind == graph.KindServiceAccount && q.Namespace == ns {
+						principal(q)
+					}
+				}
+			case p.Name == graph.GroupUnauthenticated:
+				principal(graph.ObjectRef{Kind: graph.KindUser, Name: graph.UserAnonymous})
+			default:
+				for _, s := range snaps {
+					for _, u := range s.MembersOf(p.Name) {
+						principal(graph.ObjectRef{Kind: graph.KindUser, Name: u})
+					}
+				}
+			}
+		}
+	}
+	binding := func(b *graph.Binding) {
+		t.add(groupBinding, b.Ref())
+		for i := range b.Subjects {
+			if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
+				principal(p)
+			}
+		}
+		roleRef, ok := b.RoleRefObject()
+		if !ok {
+			return
+		}
+		t.add(groupRole, roleRef)
+		// Duplicates and redundant RoleBindings compare bindings of the same role.
+		for _, s := range snaps {
+			for _, other := range s.BindingsOfRole(roleRef) {
+				if other.Namespace == b.Namespace || b.Kind == graph.KindClusterRoleBinding {
+					t.add(groupBinding, other)
+				}
+			}
+		}
+	}
+	bindingsOfRole := func(ref graph.ObjectRef) {
+		for _, s := range snaps {
+			for _, bref := range s.BindingsOfRole(ref) {
+				if o, ok := s.Object(bref); ok {
+					binding(o.(*graph.Binding))
+				}
+			}
+		}
+	}
+	var changedClusterRoles bool
+	for _, o := range objects {
+		for _, obj := range []graph.Object{o.Before, o.After} {
+			if obj == nil {
+				continue
+			}
+			switch v := obj.(type) {
+			case *graph.Binding:
+				binding(v)
+			case *graph.Role:
+				t.add(groupRole, v.Ref())
+				bindingsOfRole(v.Ref())
+				changedClusterRoles = changedClusterRoles || v.Kind == graph.KindClusterRole
+			case *graph.ServiceAccount:
+				principal(v.Ref())
+				for _, s := range snaps {
+					for _, bref := range s.BindingsOf(v.Ref()) {
+						t.add(groupBinding, bref)
+					}
+				}
+			case *graph.Pod:
+				t.add(groupPod, v.Ref())
+				t.add(groupServiceAccount, graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: v.Namespace, Name: v.ServiceAccount})
+				if v.NodeName != "" {
+					t.add(groupNode, graph.ObjectRef{Kind: graph.KindNode, Name: v.NodeName})
+				}
+			case *graph.Namespace:
+				t.add(groupNamespace, v.Ref())
+				for _, s := range snaps {
+					s.Each(graph.KindRoleBinding, v.Name, func(o graph.Object) bool {
+						b := o.(*graph.Binding)
+						for i := range b.Subjects {
+							if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
+								principal(p)
+							}
+						}
+						t.add(groupBinding, b.Ref())
+						return true
+					})
+				}
+			case *graph.Node:
+				t.add(groupNode, v.Ref())
+			case *graph.Secret:
+				t.add(groupSecret, v.Ref())
+			case *graph.User:
+				principal(v.Ref())
+			}
+		}
+	}
+	if changedClusterRoles {
+		// Aggregated ClusterRoles whose computed rules changed act like changed roles.
+		next.Each(graph.KindClusterRole, "", func(o graph.Object) bool {
+			r := o.(*graph.Role)
+			if r.AggregationRule == nil {
+				return true
+			}
+			old, ok := prev.ClusterRole(r.Name)
+			if !ok || !sameRules(old.Rules, r.Rules) {
+				t.add(groupRole, r.Ref())
+				bindingsOfRole(r.Ref())
+			}
+			return true
+		})
+	}
+	// Node rules read the pods on the node: the nodes of every touched pod.
+	for ref := range t.refs[groupPod] {
+		for _, s := range snaps {
+			if o, ok := s.Object(ref); ok && o.(*graph.Pod).NodeName != "" {
+				t.add(groupNode, graph.ObjectRef{Kind: graph.KindNode, Name: o.(*graph.Pod).NodeName})
+			}
+		}
+	}
+	return t
+}
+
+func sameRules(a, b []rbacv1.PolicyRule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if graph.FormatRule(&a[i]) != graph.FormatRule(&b[i]) {
+			return false
+		}
+	}
+	return true
+}

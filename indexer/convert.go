@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // apiObject is one converted object: *graph.Namespace, *graph.ServiceAccount, *graph.Role, *graph.Binding,
-// *graph.Pod or *graph.Node.
+// *graph.Pod (also a workload's template pod) or *graph.Node.
 type apiObject interface {
 	Ref() graph.ObjectRef
 }
@@ -75,10 +76,14 @@ func (t typeMeta) itemDefaults() typeMeta {
 func (t typeMeta) skippedKey() string { return t.APIVersion + "/" + t.Kind }
 
 // loadedKind maps the type of a document to the graph kind kiem loads, if any. The RBAC beta and alpha
-// versions have the v1 schema for every field kiem reads, so they load too.
+// versions have the v1 schema for every field kiem reads, so they load too. A workload (see workload.go) maps
+// to its own kind ("Deployment"), which no graph kind equals: its doc builds the Pod of its template.
 func loadedKind(t typeMeta) (graph.Kind, bool) {
+	if workloadKind(t) {
+		return graph.Kind(t.Kind), true
+	}
 	switch t.Kind {
-	case "Namespace", "ServiceAccount", "Pod", "Node":
+	case "Namespace", "ServiceAccount", "Pod", "Node", "Secret":
 		if t.APIVersion == "v1" {
 			return graph.Kind(t.Kind), true
 		}
@@ -116,8 +121,12 @@ func newDoc(kind graph.Kind) doc {
 		return &bindingDoc{}
 	case graph.KindNode:
 		return &nodeDoc{}
+	case graph.KindPod:
+		return &podDoc{}
+	case graph.KindSecret:
+		return &secretDoc{}
 	}
-	return &podDoc{}
+	return &workloadDoc{}
 }
 
 type (
@@ -183,6 +192,11 @@ type (
 			Namespace string `json:"namespace" yaml:"namespace"`
 		} `json:"subjects" yaml:"subjects"`
 	}
+	// secretDoc reads a Secret's metadata and type. It has no data or stringData field, so neither is decoded.
+	secretDoc struct {
+		Metadata objectMeta `json:"metadata" yaml:"metadata"`
+		Type     string     `json:"type" yaml:"type"`
+	}
 	podDoc struct {
 		Metadata objectMeta `json:"metadata" yaml:"metadata"`
 		Spec     struct {
@@ -197,6 +211,22 @@ type (
 func (d *namespaceDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, error) {
 	m, err := c.meta(&d.Metadata, false, origin)
 	return &graph.Namespace{Meta: m}, err
+}
+
+func (d *secretDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, error) {
+	m, err := c.meta(&d.Metadata, true, origin)
+	// Keep no annotation but the ServiceAccount a token belongs to: last-applied-configuration holds the data in
+	// clear, as the live indexer knows too.
+	sa := m.Annotations[corev1.ServiceAccountNameKey]
+	m.Annotations = nil
+	if sa != "" {
+		m.Annotations = map[string]string{corev1.ServiceAccountNameKey: sa}
+	}
+	typ := d.Type
+	if typ == "" {
+		typ = string(corev1.SecretTypeOpaque)
+	}
+	return &graph.Secret{Meta: m, Type: typ, ServiceAccount: sa}, err
 }
 
 func (d *nodeDoc) build(c *converter, _ graph.Kind, origin string) (apiObject, error) {
@@ -313,6 +343,9 @@ func (c *converter) convert(t typeMeta, d doc, origin string) (object, error) {
 	v, err := d.build(c, kind, origin)
 	if err != nil {
 		return object{}, fmt.Errorf("%s: %w", kind, err)
+	}
+	if v == nil {
+		return object{skipped: t.skippedKey()}, nil // a workload whose owner's template stands for it
 	}
 	return object{value: v}, nil
 }

@@ -254,7 +254,7 @@ func TestLoadedKind(t *testing.T) {
 		{typeMeta{"rbac.authorization.k8s.io/v2", "Role"}, ""},
 		{typeMeta{"apps/v1", "Pod"}, ""},
 		{typeMeta{"v1", "Role"}, ""},
-		{typeMeta{"v1", "Secret"}, ""},
+		{typeMeta{"v1", "Secret"}, graph.KindSecret},
 		{typeMeta{"v1", "User"}, ""},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,9 @@
 //     YAML 1.1's as for kubectl (yes, on), but a plain number or boolean where a string belongs is taken as the
 //     text written ("name: 0123" is "0123"), where kubectl would send a number that the apiserver rejects. JSON
 //     is decoded as strictly as the apiserver decodes it.
+//   - A workload (Deployment, DaemonSet, StatefulSet, ReplicaSet, ReplicationController, Job, CronJob) loads as
+//     one Pod standing for its pod template, named "deployment/NAME", so that manifests, which hold workloads
+//     rather than pods, show which ServiceAccount each runs as (workload.go says how).
 //   - A List written in block style has its items cut apart as text and decoded in parallel; if an item does
 //     not parse alone (an alias to another item's anchor, say) the List is decoded whole, so the result is the
 //     same either way.

@@ -71,7 +71,9 @@ func Load(ctx context.Context, paths []string, opts LoadOptions) (*graph.Objects
 // directories; a file named in paths is read whatever its name (as JSON if it ends in .json, else as YAML).
 // Inputs are multi-document YAML, JSON values (several may follow each other in a file), and Lists, as
 // `kubectl get -o yaml|json` writes them, typed (RoleList) or nested. Namespaces, ServiceAccounts, Pods and the
-// RBAC kinds are loaded; other kinds are counted in Stats.Skipped.
+// RBAC kinds are loaded; workloads (Deployments, DaemonSets, StatefulSets, ReplicaSets, ReplicationControllers,
+// Jobs, CronJobs) load as the Pod their template stands for, named "deployment/NAME" (see workload.go) and
+// counted as Pods; other kinds are counted in Stats.Skipped.
 //
 // The output follows the input order, and a later definition of an object replaces an earlier one. On error
 // LoadFS returns nil objects: nothing is half-loaded. A malformed document is a *DocumentError; a path that does

@@ -119,6 +119,8 @@ func (m *merger) add(objs []object, origin string) {
 			at = put(&m.objs.Pods, at, v)
 		case *graph.Node:
 			at = put(&m.objs.Nodes, at, v)
+		case *graph.Secret:
+			at = put(&m.objs.Secrets, at, v)
 		}
 		m.seen[ref] = slot{index: at, origin: origin}
 	}

@@ -44,9 +44,8 @@ func TestLoadInputs(t *testing.T) {
 		content: "apiVersion: v1\nitems:\n" + indentItem(saA, 0) + indentItem(role, 0) +
 			"- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: d\n" +
 			"kind: List\nmetadata:\n  resourceVersion: \"\"\n",
-		want:    []string{"ServiceAccount/ns/a@list.yaml:1", "Role/ns/r@list.yaml:1"},
-		docs:    1,
-		skipped: map[string]int{"apps/v1/Deployment": 1},
+		want: []string{"ServiceAccount/ns/a@list.yaml:1", "Role/ns/r@list.yaml:1", "Pod/default/deployment/d@list.yaml:1"},
+		docs: 1,
 	}, {
 		name:    "List with indented items and comments between them",
 		file:    "list.yaml",

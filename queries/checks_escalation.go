@@ -51,22 +51,52 @@ func coversAll(owner []*rbacv1.PolicyRule, role *graph.Role) bool {
 func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) {
 	ev := w.cur.ev
 	ev.reset()
-	bindingResource := "rolebindings"
+	// Where the subject can write bindings: in its namespace, RoleBindings; cluster-wide, ClusterRoleBindings
+	// and the RoleBindings of every namespace.
+	resources := []string{"rolebindings"}
 	if scope == "" {
-		bindingResource = "clusterrolebindings"
+		resources = append(resources, "clusterrolebindings")
 	}
-	writes := false
-	for _, verb := range []string{"create", "update", "patch"} {
-		if ev.ask(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: bindingResource}, false) {
-			writes = true
+	creates := false
+	for _, res := range resources {
+		if ev.ask(graph.Action{Verb: "create", APIGroup: rbacGroup, Resource: res}, false) {
+			creates = true
 		}
 	}
-	if !writes {
-		return nil, nil
+	// roleRef is immutable: without create, update or patch only adds subjects to bindings that exist, so only
+	// the roles those reference can be gained.
+	var existing map[graph.ObjectRef]bool
+	if !creates {
+		existing = map[graph.ObjectRef]bool{}
+		visit := func(o graph.Object) bool {
+			b := o.(*graph.Binding)
+			res := "rolebindings"
+			if b.Kind == graph.KindClusterRoleBinding {
+				res = "clusterrolebindings"
+			}
+			for _, verb := range []string{"update", "patch"} {
+				if ev.ask(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res, Name: b.Name}, false) {
+					if ref, ok := b.RoleRefObject(); ok {
+						existing[ref] = true
+					}
+				}
+			}
+			return true
+		}
+		w.ec.snap.Each(graph.KindRoleBinding, scope, visit) // "" visits every namespace
+		if scope == "" {
+			w.ec.snap.Each(graph.KindClusterRoleBinding, "", visit)
+		}
+		if len(existing) == 0 {
+			return nil, nil
+		}
 	}
 	owner := scopePerms(ev, scope)
 	var stronger []string
 	consider := func(role *graph.Role, resource string) {
+		if existing != nil && !existing[role.Ref()] {
+			return
+		}
 		if !ev.ask(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: resource, Name: role.Name}, false) {
 			return
 		}
@@ -75,8 +105,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 		}
 	}
 	w.ec.snap.Each(graph.KindClusterRole, "", func(o graph.Object) bool {
-		role := o.(*graph.Role)
-		consider(role, "clusterroles")
+		consider(o.(*graph.Role), "clusterroles")
 		return true
 	})
 	if scope != "" {
@@ -93,8 +122,11 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 	if len(shown) > 3 {
 		shown = shown[:3]
 	}
-	msg := fmt.Sprintf("%s can bind %s to itself through new %s %s", refName(k.ref), strings.Join(shown, ", "),
-		bindingKindPlural(scope), where(scope))
+	how := "new " + bindingKindPlural(scope)
+	if !creates {
+		how = "bindings it can update"
+	}
+	msg := fmt.Sprintf("%s can bind %s to itself through %s %s", refName(k.ref), strings.Join(shown, ", "), how, where(scope))
 	if n := len(stronger) - len(shown); n > 0 {
 		msg += fmt.Sprintf(" (and %d more roles stronger than its own)", n)
 	}
@@ -103,7 +135,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 
 func bindingKindPlural(scope string) string {
 	if scope == "" {
-		return "ClusterRoleBindings"
+		return "ClusterRoleBindings or RoleBindings"
 	}
 	return "RoleBindings"
 }

@@ -62,19 +62,18 @@ func duplicateBinding(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
 	if b == nil || len(b.Subjects) == 0 {
 		return nil, nil
 	}
-	roleRef, ok := b.RoleRefObject()
-	if !ok {
+	if _, ok := b.RoleRefObject(); !ok {
 		return nil, nil
 	}
+	// Only bindings of the same kind and namespace can be twins: a namespace's few, or the ClusterRoleBindings.
 	var twins []graph.ObjectRef
-	for _, other := range w.ec.snap.BindingsOfRole(roleRef) {
-		if other == k.ref || other.Kind != b.Kind || other.Namespace != b.Namespace {
-			continue
+	w.ec.snap.Each(b.Kind, b.Namespace, func(o graph.Object) bool {
+		ob := o.(*graph.Binding)
+		if ob.Name != b.Name && ob.RoleRef == b.RoleRef && sameSubjects(b, ob) {
+			twins = append(twins, ob.Ref())
 		}
-		if ob := bindingOf(w, other); ob != nil && sameSubjects(b, ob) {
-			twins = append(twins, other)
-		}
-	}
+		return true
+	})
 	if len(twins) == 0 {
 		return nil, nil
 	}
@@ -88,16 +87,13 @@ func redundantRoleBinding(w *worker, r *Rule, k itemKey, _ string) ([]hit, error
 		return nil, nil
 	}
 	var out []hit
-	crbs := w.ec.snap.BindingsOfRole(graph.ObjectRef{Kind: graph.KindClusterRole, Name: b.RoleRef.Name})
+	crbs := w.ec.clusterRoleBindingsOf(b.RoleRef.Name)
 	for i := range b.Subjects {
 		p, ok := principalOf(&b.Subjects[i], b.Namespace)
 		if !ok {
 			continue
 		}
 		for _, cref := range crbs {
-			if cref.Kind != graph.KindClusterRoleBinding {
-				continue
-			}
 			crb := bindingOf(w, cref)
 			if crb == nil || !slices.ContainsFunc(crb.Subjects, func(s rbacv1.Subject) bool {
 				q, ok := principalOf(&s, "")
@@ -183,7 +179,9 @@ func ineffectiveRules(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
 				if _, known := graph.ClusterScoped(g, name); known {
 					builtin = true
 				}
-				if namespacedOnly && clusterScoped(g, name) && !(g == "" && name == "namespaces") {
+				// bind on ClusterRoles is checked in the binding's namespace, so a RoleBinding grants it.
+				bindOnly := g == rbacGroup && name == "clusterroles" && len(rule.Verbs) == 1 && rule.Verbs[0] == "bind"
+				if namespacedOnly && clusterScoped(g, name) && !(g == "" && name == "namespaces") && !bindOnly {
 					problems = append(problems, fmt.Sprintf("rule %d: %s is cluster-scoped, which a %s cannot grant",
 						i, res, grantorOf(role)))
 				}

@@ -23,12 +23,22 @@ var takeoverActions = []graph.Action{
 	{Verb: "create", Resource: "pods"},
 	{Verb: "create", APIGroup: "apps", Resource: "deployments"},
 	{Verb: "create", APIGroup: "apps", Resource: "daemonsets"},
+	{Verb: "create", APIGroup: "apps", Resource: "statefulsets"},
+	{Verb: "create", APIGroup: "apps", Resource: "replicasets"},
 	{Verb: "create", APIGroup: "batch", Resource: "jobs"},
+	{Verb: "create", APIGroup: "batch", Resource: "cronjobs"},
+	{Verb: "create", Resource: "replicationcontrollers"},
+	{Verb: "update", APIGroup: "apps", Resource: "deployments"},
+	{Verb: "patch", APIGroup: "apps", Resource: "deployments"},
+	{Verb: "update", APIGroup: "apps", Resource: "daemonsets"},
+	{Verb: "patch", APIGroup: "apps", Resource: "daemonsets"},
 	{Verb: "update", Resource: "pods"},
 	{Verb: "patch", Resource: "pods"},
 	{Verb: "create", Resource: "pods", Subresource: "exec"},
+	{Verb: "get", Resource: "pods", Subresource: "exec"},
 	{Verb: "get", Resource: "secrets"},
 	{Verb: "list", Resource: "secrets"},
+	{Verb: "watch", Resource: "secrets"},
 	{Verb: "bind", APIGroup: rbacGroup, Resource: "clusterroles"},
 	{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles"},
 	{Verb: "impersonate", Resource: "users"},
@@ -39,14 +49,29 @@ var takeoverActions = []graph.Action{
 	{Verb: "create", Resource: "serviceaccounts", Subresource: "token"},
 }
 
-// takeover asks every takeover action of a ServiceAccount in its namespace; the evidence holds the grants.
+// takeover asks every takeover action of a ServiceAccount in every scope it holds grants in (its own namespace,
+// cluster-wide, and any namespace a RoleBinding elsewhere names it in); the evidence holds the grants.
 func takeover(w *worker, sa graph.ObjectRef) (*evaluation, []string) {
 	ev := w.subjectFor(sa, sa.Namespace).ev
 	ev.reset()
+	ev.ensure()
+	scopes := []string{sa.Namespace}
+	for i := range ev.perms {
+		if ns := ev.perms[i].Namespace; ns != "" && !slices.Contains(scopes, ns) {
+			scopes = append(scopes, ns)
+		}
+	}
 	var what []string
-	for _, a := range takeoverActions {
-		if ev.ask(a, false) {
-			what = append(what, describeAction(a))
+	for _, scope := range scopes {
+		ev.setScope(scope)
+		for _, a := range takeoverActions {
+			if ev.ask(a, false) {
+				d := describeAction(a)
+				if scope != sa.Namespace {
+					d += " in " + scope
+				}
+				what = append(what, d)
+			}
 		}
 	}
 	return ev, what

@@ -18,6 +18,17 @@ type evalContext struct {
 
 	principalsOnce sync.Once
 	principals     []graph.ObjectRef // sorted
+	// indexed says the maps below are built: a full evaluation builds them in the pass that lists the
+	// principals; an update, which touches few items, asks the snapshot instead.
+	indexed bool
+	// boundIn lists, per principal, the namespaces of the RoleBindings naming it directly.
+	boundIn map[graph.ObjectRef][]string
+
+	crbOnce          sync.Once
+	crbByClusterRole map[string][]graph.ObjectRef
+
+	roles    sync.Map // graph.ObjectRef → *roleModelEntry
+	bindings sync.Map // graph.ObjectRef → *Binding
 
 	podsByNodeOnce sync.Once
 	podsByNode     map[string][]graph.ObjectRef
@@ -104,28 +115,57 @@ func names(gp *graph.GrantPath, p graph.ObjectRef) bool {
 	return ok && got == p
 }
 
-// allPrincipals returns every principal a binding names, sorted.
+// allPrincipals returns every principal a binding names, sorted, and indexes where each is bound.
 func (ec *evalContext) allPrincipals() []graph.ObjectRef {
 	ec.principalsOnce.Do(func() {
-		seen := map[graph.ObjectRef]struct{}{}
+		boundIn := map[graph.ObjectRef][]string{}
 		visit := func(o graph.Object) bool {
 			b := o.(*graph.Binding)
 			for i := range b.Subjects {
 				if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
-					seen[p] = struct{}{}
+					nss := boundIn[p]
+					if b.Namespace != "" && (len(nss) == 0 || nss[len(nss)-1] != b.Namespace) {
+						nss = append(nss, b.Namespace) // Each visits namespaces in order
+					}
+					boundIn[p] = nss
 				}
 			}
 			return true
 		}
 		ec.snap.Each(graph.KindClusterRoleBinding, "", visit)
 		ec.snap.Each(graph.KindRoleBinding, "", visit)
-		ec.principals = make([]graph.ObjectRef, 0, len(seen))
-		for p := range seen {
+		ec.principals = make([]graph.ObjectRef, 0, len(boundIn))
+		for p := range boundIn {
 			ec.principals = append(ec.principals, p)
 		}
 		slices.SortFunc(ec.principals, compareRefs)
+		ec.boundIn, ec.indexed = boundIn, true
 	})
 	return ec.principals
+}
+
+// isBound reports whether a binding names the principal directly.
+func (ec *evalContext) isBound(p graph.ObjectRef) bool {
+	if ec.indexed {
+		_, ok := ec.boundIn[p]
+		return ok
+	}
+	return len(ec.snap.BindingsOf(p)) > 0
+}
+
+// clusterRoleBindingsOf returns the ClusterRoleBindings of a ClusterRole, indexed once per evaluation.
+func (ec *evalContext) clusterRoleBindingsOf(name string) []graph.ObjectRef {
+	ec.crbOnce.Do(func() {
+		ec.crbByClusterRole = map[string][]graph.ObjectRef{}
+		ec.snap.Each(graph.KindClusterRoleBinding, "", func(o graph.Object) bool {
+			b := o.(*graph.Binding)
+			if b.RoleRef.Kind == "ClusterRole" {
+				ec.crbByClusterRole[b.RoleRef.Name] = append(ec.crbByClusterRole[b.RoleRef.Name], b.Ref())
+			}
+			return true
+		})
+	})
+	return ec.crbByClusterRole[name]
 }
 
 // identity is the identity the apiserver gives a principal (see Subject).
@@ -258,8 +298,39 @@ func (ec *evalContext) serviceAccountModel(ns, name string) (*ServiceAccount, *g
 	return m, sa
 }
 
-// roleModel returns the role a binding references, Exists false when it is missing.
+type roleModelEntry struct {
+	model *Role
+	role  *graph.Role
+}
+
+// roleModel returns the role a binding references, Exists false when it is missing. Models are built once per
+// evaluation: many bindings share a role.
 func (ec *evalContext) roleModel(ref graph.ObjectRef) (*Role, *graph.Role) {
+	if e, ok := ec.roles.Load(ref); ok {
+		e := e.(*roleModelEntry)
+		return e.model, e.role
+	}
+	m, r := ec.buildRoleModel(ref)
+	ec.roles.Store(ref, &roleModelEntry{m, r})
+	return m, r
+}
+
+// bindingModel returns the model of a binding, built once per evaluation.
+func (ec *evalContext) bindingModel(ref graph.ObjectRef) *Binding {
+	if m, ok := ec.bindings.Load(ref); ok {
+		return m.(*Binding)
+	}
+	o, ok := ec.snap.Object(ref)
+	if !ok {
+		return &Binding{Kind: string(ref.Kind), Namespace: ref.Namespace, Name: ref.Name, Labels: map[string]string{},
+			Annotations: map[string]string{}, Subjects: []SubjectRef{}}
+	}
+	m := modelBinding(o.(*graph.Binding))
+	ec.bindings.Store(ref, m)
+	return m
+}
+
+func (ec *evalContext) buildRoleModel(ref graph.ObjectRef) (*Role, *graph.Role) {
 	var r *graph.Role
 	var ok bool
 	switch ref.Kind {
@@ -275,7 +346,26 @@ func (ec *evalContext) roleModel(ref graph.ObjectRef) (*Role, *graph.Role) {
 	return modelRole(r), r
 }
 
-// permissions lists the permissions of an identity.
-func (ec *evalContext) permissions(ctx context.Context, id graph.Identity) ([]graph.Permission, error) {
-	return ec.snap.EffectivePermissions(ctx, id)
+// permissions lists the permissions of principal p, whose identity is id. With the index of a full evaluation
+// only the namespaces where p or its groups are bound are visited.
+func (ec *evalContext) permissions(ctx context.Context, p graph.ObjectRef, id graph.Identity) ([]graph.Permission, error) {
+	var out []graph.Permission
+	collect := func(perm graph.Permission) bool {
+		out = append(out, perm)
+		return true
+	}
+	if !ec.indexed {
+		return out, ec.snap.VisitPermissions(ctx, id, collect)
+	}
+	nss := ec.boundIn[p]
+	for _, g := range id.Groups {
+		nss = append(nss, ec.boundIn[graph.ObjectRef{Kind: graph.KindGroup, Name: g}]...)
+	}
+	if id.User != "" && p.Kind != graph.KindUser {
+		// A User subject may name a ServiceAccount's user name; principalOf already folds it into p.
+		nss = append(nss, ec.boundIn[graph.ObjectRef{Kind: graph.KindUser, Name: id.User}]...)
+	}
+	nss = slices.Clone(nss)
+	slices.Sort(nss)
+	return out, ec.snap.VisitPermissionsIn(ctx, id, slices.Compact(nss), collect)
 }

@@ -41,11 +41,16 @@ type Engine struct {
 	rules    map[string]*Rule
 	byTarget map[Target][]*Rule
 	opts     Options
+	// probes are the distinct constant permission questions of every rule; probeIDs lists each rule's.
+	probes   []probe
+	probeIDs map[*Rule][]int
 }
 
 // NewEngine prepares packs for evaluation. Rule IDs must be unique across packs.
 func NewEngine(packs []*Pack, opts Options) (*Engine, error) {
-	e := &Engine{packs: packs, rules: map[string]*Rule{}, byTarget: map[Target][]*Rule{}, opts: opts}
+	e := &Engine{packs: packs, rules: map[string]*Rule{}, byTarget: map[Target][]*Rule{}, opts: opts,
+		probeIDs: map[*Rule][]int{}}
+	ids := map[probe]int{}
 	var errs []error
 	for _, p := range packs {
 		for _, r := range p.Rules {
@@ -55,6 +60,15 @@ func NewEngine(packs []*Pack, opts Options) (*Engine, error) {
 			}
 			e.rules[r.ID] = r
 			e.byTarget[r.Target] = append(e.byTarget[r.Target], r)
+			for _, p := range r.probes {
+				id, ok := ids[p]
+				if !ok {
+					id = len(e.probes)
+					ids[p] = id
+					e.probes = append(e.probes, p)
+				}
+				e.probeIDs[r] = append(e.probeIDs[r], id)
+			}
 		}
 	}
 	if e.opts.Now == nil {

@@ -17,9 +17,26 @@ type evaluation struct {
 	// hits are indexes into perms of the grants that allowed something, in order, without repeats.
 	hits []int32
 	hit  map[int32]struct{}
+	// memo keeps the answers of this scope: rules ask the same few questions again and again.
+	memo map[probe][]int32
+	// probes are the engine's constant questions (see Engine.probes), answered at most once per scope:
+	// answered[i] is 0 (not yet), 1 (no) or 2 (yes).
+	probes   []probe
+	answered []uint8
 }
 
-func newEvaluation() *evaluation { return &evaluation{hit: map[int32]struct{}{}} }
+func newEvaluation() *evaluation {
+	return &evaluation{hit: map[int32]struct{}{}, memo: map[probe][]int32{}}
+}
+
+// setScope moves the evaluation to another scope.
+func (ev *evaluation) setScope(scope string) {
+	if scope != ev.scope {
+		ev.scope = scope
+		clear(ev.memo)
+		clear(ev.answered)
+	}
+}
 
 // reset prepares the evaluation for another rule on the same identity and scope.
 func (ev *evaluation) reset() {
@@ -32,27 +49,59 @@ func (ev *evaluation) reset() {
 // a rule restricted to resourceNames counts as allowing the request for one of its names. Every grant that
 // allows it is recorded.
 func (ev *evaluation) ask(a graph.Action, some bool) bool {
+	grants := ev.answer(a, some)
+	for _, i := range grants {
+		if _, dup := ev.hit[i]; !dup {
+			ev.hit[i] = struct{}{}
+			ev.hits = append(ev.hits, i)
+		}
+	}
+	return len(grants) > 0
+}
+
+// answer returns the indexes of the permissions that allow a in the scope, without recording them.
+func (ev *evaluation) answer(a graph.Action, some bool) []int32 {
 	ev.ensure()
+	key := probe{a, some}
+	if grants, ok := ev.memo[key]; ok {
+		return grants
+	}
 	a.Namespace = requestNamespace(a, ev.scope)
 	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
 		a.Name = a.Namespace // the Namespace object itself
 	}
-	allowed := false
+	var grants []int32
 	for i := range ev.perms {
 		p := &ev.perms[i]
 		if p.Namespace != "" && (p.Namespace != a.Namespace || !a.IsResource()) {
 			continue
 		}
-		if !ruleAllows(p.Rule, a, some) {
-			continue
-		}
-		allowed = true
-		if _, dup := ev.hit[int32(i)]; !dup {
-			ev.hit[int32(i)] = struct{}{}
-			ev.hits = append(ev.hits, int32(i))
+		if ruleAllows(p.Rule, a, some) {
+			grants = append(grants, int32(i))
 		}
 	}
-	return allowed
+	ev.memo[key] = grants
+	return grants
+}
+
+// mayMatch reports whether any of a rule's probes is allowed: when none is and the probes are all the rule asks,
+// the rule cannot produce a subject finding.
+func (ev *evaluation) mayMatch(ids []int, complete bool) bool {
+	if !complete {
+		return true
+	}
+	for _, id := range ids {
+		if ev.answered[id] == 0 {
+			ev.answered[id] = 1
+			if len(ev.answer(ev.probes[id].action, ev.probes[id].some)) > 0 {
+				ev.answered[id] = 2
+			}
+		}
+		if ev.answered[id] == 2 {
+			return true
+		}
+	}
+	return false
 }
 
 func ruleAllows(r *rbacv1.PolicyRule, a graph.Action, some bool) bool {
@@ -96,6 +145,11 @@ func requestNamespace(a graph.Action, scope string) string {
 			}
 		}
 		return ""
+	}
+	// bind is checked in the namespace of the binding being written (the apiserver's BindingAuthorized): bind on
+	// ClusterRoles granted by a RoleBinding lets its subject bind them in that namespace.
+	if a.Verb == "bind" && a.APIGroup == rbacGroup && a.Resource == "clusterroles" {
+		return scope
 	}
 	if clusterScoped(a.APIGroup, a.Resource) {
 		return ""

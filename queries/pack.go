@@ -62,10 +62,14 @@ type Rule struct {
 	Pack   string `yaml:"-" json:"pack"`
 	Source string `yaml:"-" json:"source"` // file:line of the rule
 
-	match      cel.Program
-	severities []cel.Program
-	message    cel.Program
-	check      *check
+	match cel.Program
+	// probes are the permission questions match asks; when probesComplete, a subject none of them allows
+	// cannot match (a subject finding needs a permission as evidence), so the expression is not run.
+	probes         []probe
+	probesComplete bool
+	severities     []cel.Program
+	message        cel.Program
+	check          *check
 }
 
 // Data that rules may require.
@@ -272,21 +276,23 @@ func (r *Rule) compile() []fieldError {
 		return errs
 	}
 	if r.Match != "" {
-		prg, err := compileExpr(env, r.Match, cel.BoolType)
+		prg, ast, err := compileExpr(env, r.Match, cel.BoolType)
 		if err != nil {
 			bad("match", "match: %v", err)
+		} else {
+			r.probes, r.probesComplete = probesOf(ast)
 		}
 		r.match = prg
 	}
 	for i, g := range r.Severities {
-		prg, err := compileExpr(env, g.When, cel.BoolType)
+		prg, _, err := compileExpr(env, g.When, cel.BoolType)
 		if err != nil {
 			bad("severities", "severities[%d].when: %v", i, err)
 		}
 		r.severities = append(r.severities, prg)
 	}
 	if r.Message != "" {
-		prg, err := compileExpr(env, r.Message, cel.StringType)
+		prg, _, err := compileExpr(env, r.Message, cel.StringType)
 		if err != nil {
 			bad("message", "message: %v", err)
 		}
@@ -298,15 +304,16 @@ func (r *Rule) compile() []fieldError {
 // costLimit bounds one evaluation of one expression, as Kubernetes bounds admission expressions.
 const costLimit = 1_000_000
 
-func compileExpr(env *cel.Env, src string, want *cel.Type) (cel.Program, error) {
+func compileExpr(env *cel.Env, src string, want *cel.Type) (cel.Program, *cel.Ast, error) {
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, iss.Err()
+		return nil, nil, iss.Err()
 	}
 	if !ast.OutputType().IsExactType(want) {
-		return nil, fmt.Errorf("expression gives %s, want %s", ast.OutputType(), want)
+		return nil, nil, fmt.Errorf("expression gives %s, want %s", ast.OutputType(), want)
 	}
-	return env.Program(ast, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(100))
+	prg, err := env.Program(ast, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(100))
+	return prg, ast, err
 }
 
 func targetNames() string {

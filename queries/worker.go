@@ -42,8 +42,9 @@ func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 	}
 	ev := newEvaluation()
 	ev.scope = scope
+	ev.probes, ev.answered = w.ec.e.probes, make([]uint8, len(w.ec.e.probes))
 	ev.load = func() []graph.Permission {
-		perms, err := w.ec.permissions(w.ctx, id)
+		perms, err := w.ec.permissions(w.ctx, p, id)
 		if err != nil {
 			ev.err = err
 		}
@@ -136,7 +137,7 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 		return false
 	}
 	for _, scope := range scopes {
-		ev.scope = scope
+		ev.setScope(scope)
 		vars := map[string]any{"subject": subj, "scope": scope, "namespaceObject": w.ec.namespaceModel(scope)}
 		for _, r := range subjectRules {
 			if r.check != nil {
@@ -149,6 +150,9 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 						emit(r, h)
 					}
 				}
+				continue
+			}
+			if !ev.mayMatch(w.ec.e.probeIDs[r], r.probesComplete) {
 				continue
 			}
 			ev.reset()
@@ -202,18 +206,19 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 	return nil
 }
 
-// grantVars adds the variables of one grant to a subject's.
+// grantVars adds the variables of one grant to a subject's. The binding and role models are built only when
+// an expression reads them, once per evaluation.
 func (w *worker) grantVars(base map[string]any, perm *graph.Permission) map[string]any {
 	vars := make(map[string]any, len(base)+4)
 	for k, v := range base {
 		vars[k] = v
 	}
 	gp := &perm.GrantPath
-	if o, ok := w.ec.snap.Object(*gp.Binding); ok {
-		vars["binding"] = modelBinding(o.(*graph.Binding))
+	vars["binding"] = func() any { return w.ec.bindingModel(*gp.Binding) }
+	vars["role"] = func() any {
+		role, _ := w.ec.roleModel(*gp.Role)
+		return role
 	}
-	role, _ := w.ec.roleModel(*gp.Role)
-	vars["role"] = role
 	vars["rule"] = modelRule(gp.Rule)
 	from := ""
 	if gp.AggregatedFrom != nil {
@@ -296,6 +301,14 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 		if ev != nil {
 			h.grants = ev.evidence()
 		}
+		if len(h.grants) == 0 && len(h.objects) == 0 && h.object != nil {
+			// A rule that asked no permission question stands on the object itself (and, for a pod, its
+			// ServiceAccount).
+			h.objects = []graph.ObjectRef{*h.object}
+			if k.group == groupPod && h.subject != nil {
+				h.objects = append(h.objects, *h.subject)
+			}
+		}
 		return []hit{h}, nil
 	}
 	switch k.group {
@@ -368,8 +381,12 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 			pm.OwnerKind, pm.OwnerName = pod.Owner.Kind, pod.Owner.Name
 		}
 		vars := map[string]any{"pod": pm, "serviceAccount": sam, "subject": subj, "scope": pod.Namespace,
-			"namespaceObject":     w.ec.namespaceModel(pod.Namespace),
-			"serviceAccountBound": func() any { return len(w.ec.snap.BindingsOf(saRef)) > 0 }}
+			"namespaceObject": w.ec.namespaceModel(pod.Namespace),
+			"serviceAccountBound": func() any {
+				return w.ec.isBound(saRef) ||
+					w.ec.isBound(graph.ObjectRef{Kind: graph.KindGroup, Name: graph.GroupServiceAccounts}) ||
+					w.ec.isBound(graph.ObjectRef{Kind: graph.KindGroup, Name: "system:serviceaccounts:" + pod.Namespace})
+			}}
 		return try(vars, hit{subject: &saRef, object: &ref, namespace: pod.Namespace}, subj.ev)
 	case groupNamespace:
 		vars := map[string]any{"namespaceObject": w.ec.namespaceModel(ref.Name)}

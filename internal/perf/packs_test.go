@@ -1,0 +1,106 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kiem-io/kiem/graph"
+	"github.com/kiem-io/kiem/queries"
+)
+
+// BenchmarkPacksL measures the risk packs on L: a full evaluation of every embedded pack (target ≤ 10 s), and the
+// re-evaluation after one change (target p99 ≤ 50 ms), for the changes a cluster sees most: a RoleBinding to a
+// ServiceAccount or user added or removed, a pod started, a Role edited.
+func BenchmarkPacksL(b *testing.B) {
+	ctx := context.Background()
+	snap := graph.NewSnapshot(workloadL(b))
+	packs, err := queries.Embedded()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := queries.NewEngine(packs, queries.Options{Baseline: queries.DefaultBaseline()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	res, err := e.Evaluate(ctx, snap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	fs := res.Findings()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	byStatus := map[queries.Status]int{}
+	for _, f := range fs {
+		byStatus[f.Status]++
+	}
+	fmt.Printf("L packs full evaluation: %v (%d rules, %d findings: %v; heap +%d MiB)\n", took, countRules(packs),
+		len(fs), byStatus, (int64(after.HeapInuse)-int64(before.HeapInuse))>>20)
+	b.ReportMetric(took.Seconds(), "full-s")
+
+	o := snap.Objects()
+	r := rand.New(rand.NewPCG(5, 5))
+	kinds := []string{"RoleBinding add", "RoleBinding delete", "Pod add", "Role edit"}
+	lat := map[string]latencies{}
+	cur := res
+	for b.Loop() {
+		for i := range 200 {
+			var c graph.Change
+			kind := kinds[i%len(kinds)]
+			switch kind {
+			case "RoleBinding add":
+				n := o.RoleBindings[r.IntN(len(o.RoleBindings))]
+				n.Name = fmt.Sprintf("bench-%d", i)
+				c = graph.NewChange(nil, &n)
+			case "RoleBinding delete":
+				old := o.RoleBindings[r.IntN(len(o.RoleBindings))]
+				if _, ok := cur.Snapshot().Object(old.Ref()); !ok {
+					continue
+				}
+				c = graph.NewChange(&old, nil)
+			case "Pod add":
+				n := o.Pods[r.IntN(len(o.Pods))]
+				n.Name = fmt.Sprintf("bench-%d", i)
+				c = graph.NewChange(nil, &n)
+			case "Role edit":
+				old := o.Roles[r.IntN(len(o.Roles))]
+				n := old
+				n.Rules = append(slices.Clone(old.Rules), rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}})
+				c = graph.NewChange(&old, &n)
+			}
+			t := time.Now()
+			next := cur.Snapshot().Apply([]graph.Change{c})
+			upd, _, err := e.Update(ctx, cur, next, graph.CondenseChanges([]graph.Change{c}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := time.Since(t)
+			lat[kind] = append(lat[kind], d)
+			lat["all"] = append(lat["all"], d)
+			cur = upd
+		}
+	}
+	for _, k := range append(kinds, "all") {
+		report(b, "packs after one "+k, lat[k])
+	}
+}
+
+func countRules(ps []*queries.Pack) int {
+	n := 0
+	for _, p := range ps {
+		n += len(p.Rules)
+	}
+	return n
+}

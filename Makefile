@@ -9,7 +9,7 @@ BENCH_TIME  ?= 1x
 # Pinned (v0.8.2 is staticcheck 2026.2.2); `go run pkg@version` builds it once into the Go build cache and needs no go.mod entry.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-unit test-oracle kube-binaries lint fmt prereq bench generate gqlgen check-generated clean
+.PHONY: all build test test-unit test-oracle kube-binaries lint fmt prereq bench generate gqlgen check-generated clean docs
 
 all: build
 
@@ -52,6 +52,10 @@ check-generated: prereq
 	 if [ "$$before" != "$$after" ]; then \
 	   echo "check-generated: the gqlgen code was stale; it is regenerated now (review and commit it):" >&2; \
 	   diff <(echo "$$before") <(echo "$$after") >&2 || true; exit 1; fi
+
+## docs: regenerate docs/rules.md from the embedded packs (a test fails when it is stale).
+docs: prereq
+	KIEM_UPDATE_DOCS=1 $(GO) test -run TestRulesDoc -count=1 ./queries/
 
 ## lint: gofmt, go vet and staticcheck over both modules, and generated code current.
 lint: prereq check-generated

@@ -27,30 +27,90 @@ func init() {
 	})
 }
 
+// inScope returns the indexes of the permissions that apply in scope: the cluster-wide ones and the scope's.
+func inScope(ev *evaluation, scope string) []int32 {
+	ev.ensure()
+	if scope == "" {
+		return ev.cluster
+	}
+	return append(slices.Clip(ev.cluster), ev.byNS[scope]...)
+}
+
 // scopePerms returns the rules of the permissions that apply in scope.
 func scopePerms(ev *evaluation, scope string) []*rbacv1.PolicyRule {
 	var out []*rbacv1.PolicyRule
-	for i := range ev.perms {
-		if ns := ev.perms[i].Namespace; ns == "" || ns == scope {
-			out = append(out, ev.perms[i].Rule)
-		}
+	for _, i := range inScope(ev, scope) {
+		out = append(out, ev.perms[i].Rule)
 	}
 	return out
 }
 
-// coversAll reports whether owner covers every rule of role.
-func coversAll(owner []*rbacv1.PolicyRule, role *graph.Role) bool {
-	for i := range role.Rules {
-		if !covers(owner, &role.Rules[i]) {
-			return false
+// ownsAny reports whether one of the permissions (indexes into ev.perms) is granted by a binding naming p itself
+// in scope.
+func ownsAny(ev *evaluation, grants []int32, p graph.ObjectRef, scope string) bool {
+	for _, i := range grants {
+		if perm := &ev.perms[i]; perm.Namespace == scope && names(&perm.GrantPath, p) {
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// holdsEverything reports whether a rule grants every verb on every resource of every group and, cluster-wide,
+// every URL (a RoleBinding cannot grant URLs, so in a namespace they do not count).
+func holdsEverything(rules []*rbacv1.PolicyRule, scope string) bool {
+	res, url := false, false
+	for _, r := range rules {
+		if slices.Contains(r.Verbs, "*") && slices.Contains(r.APIGroups, "*") && slices.Contains(r.Resources, "*") && len(r.ResourceNames) == 0 {
+			res = true
+		}
+		if slices.Contains(r.Verbs, "*") && slices.Contains(r.NonResourceURLs, "*") {
+			url = true
+		}
+	}
+	return res && (url || scope != "")
+}
+
+// bindNames returns the roles of one resource (roles or clusterroles) the subject may bind in scope: all is true
+// when a rule without resourceNames allows it, else names lists those the rules name.
+func bindNames(ev *evaluation, resource string) (all bool, names []string) {
+	a := graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: resource}
+	if len(ev.answer(a, false)) > 0 {
+		return true, nil
+	}
+	for _, i := range ev.answer(a, true) {
+		names = append(names, ev.perms[i].Rule.ResourceNames...)
+	}
+	slices.Sort(names)
+	return false, slices.Compact(names)
 }
 
 func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) {
 	ev := w.cur.ev
 	ev.reset()
+	// Most subjects hold no bind at all: nothing to walk.
+	allCR, crNames := bindNames(ev, "clusterroles")
+	allR, rNames := false, []string(nil)
+	if scope != "" {
+		allR, rNames = bindNames(ev, "roles")
+	}
+	if !allCR && !allR && len(crNames) == 0 && len(rNames) == 0 {
+		return nil, nil
+	}
+	// A subject finding needs a grant naming the subject itself in this scope: when bind and the binding
+	// writes all come through its groups, the groups' own evaluation reports them.
+	var relevant []int32
+	for _, res := range []string{"clusterroles", "roles"} {
+		relevant = append(relevant, ev.answer(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: res}, true)...)
+	}
+	for _, res := range []string{"rolebindings", "clusterrolebindings"} {
+		for _, verb := range []string{"create", "update", "patch"} {
+			relevant = append(relevant, ev.answer(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}, true)...)
+		}
+	}
+	if !ownsAny(ev, relevant, k.ref, scope) {
+		return nil, nil
+	}
 	// Where the subject can write bindings: in its namespace, RoleBindings; cluster-wide, ClusterRoleBindings
 	// and the RoleBindings of every namespace.
 	resources := []string{"rolebindings"}
@@ -92,43 +152,68 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 		}
 	}
 	owner := scopePerms(ev, scope)
+	if holdsEverything(owner, scope) {
+		return nil, nil // nothing is stronger than every verb on every resource
+	}
+	idx := indexRules(owner)
+	idx.scope = scope
+	// Roles are tried broadest first and the search stops at the third stronger one: the finding needs one,
+	// the message names a few, and a namespace administrator who may bind any ClusterRole is found at
+	// cluster-admin.
+	const enough = 3
 	var stronger []string
-	consider := func(role *graph.Role, resource string) {
+	consider := func(role *graph.Role, resource string, all bool) bool {
 		if existing != nil && !existing[role.Ref()] {
-			return
+			return true
 		}
-		if !ev.ask(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: resource, Name: role.Name}, false) {
-			return
+		bind := graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: resource}
+		if !all {
+			bind.Name = role.Name
 		}
-		if !coversAll(owner, role) {
+		if !ev.ask(bind, false) {
+			return true
+		}
+		if !idx.coversAll(role) {
 			stronger = append(stronger, refName(role.Ref()))
 		}
+		return len(stronger) < enough
 	}
-	w.ec.snap.Each(graph.KindClusterRole, "", func(o graph.Object) bool {
-		consider(o.(*graph.Role), "clusterroles")
-		return true
-	})
-	if scope != "" {
-		w.ec.snap.Each(graph.KindRole, scope, func(o graph.Object) bool {
-			consider(o.(*graph.Role), "roles")
-			return true
-		})
+	if allCR {
+		for _, role := range w.ec.clusterRolesByBreadth() {
+			if !consider(role, "clusterroles", true) {
+				break
+			}
+		}
+	} else {
+		for _, n := range crNames {
+			if role := roleOf(w, graph.ObjectRef{Kind: graph.KindClusterRole, Name: n}); role != nil && !consider(role, "clusterroles", false) {
+				break
+			}
+		}
+	}
+	if scope != "" && len(stronger) < enough {
+		if allR {
+			w.ec.snap.Each(graph.KindRole, scope, func(o graph.Object) bool { return consider(o.(*graph.Role), "roles", true) })
+		} else {
+			for _, n := range rNames {
+				if role := roleOf(w, graph.ObjectRef{Kind: graph.KindRole, Namespace: scope, Name: n}); role != nil && !consider(role, "roles", false) {
+					break
+				}
+			}
+		}
 	}
 	if len(stronger) == 0 {
 		return nil, nil
 	}
 	slices.Sort(stronger)
 	shown := stronger
-	if len(shown) > 3 {
-		shown = shown[:3]
-	}
 	how := "new " + bindingKindPlural(scope)
 	if !creates {
 		how = "bindings it can update"
 	}
 	msg := fmt.Sprintf("%s can bind %s to itself through %s %s", refName(k.ref), strings.Join(shown, ", "), how, where(scope))
-	if n := len(stronger) - len(shown); n > 0 {
-		msg += fmt.Sprintf(" (and %d more roles stronger than its own)", n)
+	if len(stronger) == enough {
+		msg += ", and possibly more roles stronger than its own"
 	}
 	return []hit{{subject: &k.ref, namespace: scope, message: msg, grants: ev.evidence()}}, nil
 }
@@ -143,50 +228,69 @@ func bindingKindPlural(scope string) string {
 func escalateBoundRole(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) {
 	ev := w.cur.ev
 	ev.reset()
-	// The roles bindings of the identity reference in this scope, existing or not: the subject itself and its
-	// groups.
-	refs := []graph.ObjectRef{k.ref}
-	for _, g := range w.cur.Groups {
-		refs = append(refs, graph.ObjectRef{Kind: graph.KindGroup, Name: g})
+	if len(ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "roles"}, true)) == 0 &&
+		len(ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles"}, true)) == 0 {
+		return nil, nil // the common case: no escalate at all
 	}
+	var relevant []int32
+	for _, res := range []string{"clusterroles", "roles"} {
+		relevant = append(relevant, ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: res}, true)...)
+		for _, verb := range []string{"create", "update", "patch"} {
+			relevant = append(relevant, ev.answer(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}, true)...)
+		}
+	}
+	if !ownsAny(ev, relevant, k.ref, scope) {
+		return nil, nil
+	}
+	// The roles bound to the identity in this scope: those its permissions come from, and those the subject's
+	// own bindings here name even when they grant nothing yet (empty, or missing: creating it is the way in).
 	seen := map[graph.ObjectRef]bool{}
-	var targets []string
-	for _, ref := range refs {
-		for _, bref := range w.ec.snap.BindingsOf(ref) {
-			if bref.Namespace != scope {
-				continue
-			}
-			o, ok := w.ec.snap.Object(bref)
-			if !ok {
-				continue
-			}
-			roleRef, ok := o.(*graph.Binding).RoleRefObject()
-			if !ok || seen[roleRef] {
-				continue
-			}
-			seen[roleRef] = true
-			resource := "clusterroles"
-			if roleRef.Kind == graph.KindRole {
-				resource = "roles"
-			}
-			esc := graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: resource, Name: roleRef.Name}
-			if !ev.ask(esc, false) {
-				continue
-			}
-			_, exists := w.ec.snap.Object(roleRef)
-			change := false
-			if exists {
-				for _, verb := range []string{"update", "patch"} {
-					if ev.ask(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: resource, Name: roleRef.Name}, false) {
-						change = true
-					}
+	var roles []graph.ObjectRef
+	for _, i := range inScope(ev, scope) {
+		if !seen[*ev.perms[i].Role] {
+			seen[*ev.perms[i].Role] = true
+			roles = append(roles, *ev.perms[i].Role)
+		}
+	}
+	kind := graph.KindRoleBinding
+	if scope == "" {
+		kind = graph.KindClusterRoleBinding
+	}
+	w.ec.snap.Each(kind, scope, func(o graph.Object) bool {
+		b := o.(*graph.Binding)
+		for i := range b.Subjects {
+			if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok && p == k.ref {
+				if ref, ok := b.RoleRefObject(); ok && !seen[ref] {
+					seen[ref] = true
+					roles = append(roles, ref)
 				}
-			} else {
-				change = ev.ask(graph.Action{Verb: "create", APIGroup: rbacGroup, Resource: resource}, false)
 			}
-			if change {
-				targets = append(targets, refName(roleRef))
+		}
+		return true
+	})
+	var targets []string
+	for _, roleRef := range roles {
+		resource := "clusterroles"
+		if roleRef.Kind == graph.KindRole {
+			resource = "roles"
+		}
+		esc := graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: resource, Name: roleRef.Name}
+		if !ev.ask(esc, false) {
+			continue
+		}
+		_, exists := w.ec.snap.Object(roleRef)
+		change := false
+		if exists {
+			for _, verb := range []string{"update", "patch"} {
+				if ev.ask(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: resource, Name: roleRef.Name}, false) {
+					change = true
+				}
 			}
+		} else {
+			change = ev.ask(graph.Action{Verb: "create", APIGroup: rbacGroup, Resource: resource}, false)
+		}
+		if change {
+			targets = append(targets, refName(roleRef))
 		}
 	}
 	if len(targets) == 0 {

@@ -49,23 +49,35 @@ var takeoverActions = []graph.Action{
 	{Verb: "create", Resource: "serviceaccounts", Subresource: "token"},
 }
 
+// takeoverResult is what a ServiceAccount's token can take over, with the grants that say so.
+type takeoverResult struct {
+	grants []graph.Permission
+	what   []string
+}
+
 // takeover asks every takeover action of a ServiceAccount in every scope it holds grants in (its own namespace,
-// cluster-wide, and any namespace a RoleBinding elsewhere names it in); the evidence holds the grants.
-func takeover(w *worker, sa graph.ObjectRef) (*evaluation, []string) {
+// cluster-wide, and any namespace a RoleBinding elsewhere names it in). Every pod of the account asks the same,
+// so the answer is kept for the evaluation.
+func takeover(w *worker, sa graph.ObjectRef) takeoverResult {
+	if r, ok := w.ec.takeovers.Load(sa); ok {
+		return r.(takeoverResult)
+	}
 	ev := w.subjectFor(sa, sa.Namespace).ev
 	ev.reset()
 	ev.ensure()
 	scopes := []string{sa.Namespace}
-	for i := range ev.perms {
-		if ns := ev.perms[i].Namespace; ns != "" && !slices.Contains(scopes, ns) {
+	for ns := range ev.byNS {
+		if ns != sa.Namespace {
 			scopes = append(scopes, ns)
 		}
 	}
+	slices.Sort(scopes[1:])
 	var what []string
+	const most = 12 // enough to judge and to read; the evidence holds every grant asked
 	for _, scope := range scopes {
 		ev.setScope(scope)
 		for _, a := range takeoverActions {
-			if ev.ask(a, false) {
+			if ev.ask(a, false) && len(what) < most {
 				d := describeAction(a)
 				if scope != sa.Namespace {
 					d += " in " + scope
@@ -74,7 +86,9 @@ func takeover(w *worker, sa graph.ObjectRef) (*evaluation, []string) {
 			}
 		}
 	}
-	return ev, what
+	r := takeoverResult{grants: ev.evidence(), what: what}
+	w.ec.takeovers.Store(sa, r)
+	return r
 }
 
 func describeAction(a graph.Action) string {
@@ -107,12 +121,12 @@ func takeoverToken(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
 		return nil, nil
 	}
 	sa := graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: p.Namespace, Name: p.ServiceAccount}
-	ev, what := takeover(w, sa)
-	if len(what) == 0 {
+	t := takeover(w, sa)
+	if len(t.what) == 0 {
 		return nil, nil
 	}
-	return []hit{{subject: &sa, object: &k.ref, namespace: p.Namespace, grants: ev.evidence(),
-		message: fmt.Sprintf("%s mounts the token of %s, which can %s", refName(k.ref), refName(sa), strings.Join(what, ", "))}}, nil
+	return []hit{{subject: &sa, object: &k.ref, namespace: p.Namespace, grants: t.grants,
+		message: fmt.Sprintf("%s mounts the token of %s, which can %s", refName(k.ref), refName(sa), strings.Join(t.what, ", "))}}, nil
 }
 
 func nodeTokenConcentration(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
@@ -124,7 +138,7 @@ func nodeTokenConcentration(w *worker, r *Rule, k itemKey, _ string) ([]hit, err
 			continue
 		}
 		sa := graph.ObjectRef{Kind: graph.KindServiceAccount, Namespace: p.Namespace, Name: p.ServiceAccount}
-		if _, what := takeover(w, sa); len(what) > 0 {
+		if t := takeover(w, sa); len(t.what) > 0 {
 			pods = append(pods, pref)
 			sas = append(sas, sa.Namespace+"/"+sa.Name)
 		}

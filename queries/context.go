@@ -27,6 +27,11 @@ type evalContext struct {
 	crbOnce          sync.Once
 	crbByClusterRole map[string][]graph.ObjectRef
 
+	broadOnce sync.Once
+	broad     []*graph.Role // ClusterRoles, broadest first
+
+	takeovers sync.Map // ServiceAccount graph.ObjectRef → takeoverResult
+
 	roles    sync.Map // graph.ObjectRef → *roleModelEntry
 	bindings sync.Map // graph.ObjectRef → *Binding
 
@@ -368,4 +373,28 @@ func (ec *evalContext) permissions(ctx context.Context, p graph.ObjectRef, id gr
 	nss = slices.Clone(nss)
 	slices.Sort(nss)
 	return out, ec.snap.VisitPermissionsIn(ctx, id, slices.Compact(nss), collect)
+}
+
+// clusterRolesByBreadth returns the ClusterRoles, those granting the most first: '*' verbs, resources and
+// groups count most, then the number of rules.
+func (ec *evalContext) clusterRolesByBreadth() []*graph.Role {
+	ec.broadOnce.Do(func() {
+		score := map[*graph.Role]int{}
+		ec.snap.Each(graph.KindClusterRole, "", func(o graph.Object) bool {
+			r := o.(*graph.Role)
+			n := len(r.Rules)
+			for _, rule := range r.Rules {
+				for _, f := range [][]string{rule.Verbs, rule.APIGroups, rule.Resources} {
+					if slices.Contains(f, "*") {
+						n += 1000
+					}
+				}
+			}
+			score[r] = n
+			ec.broad = append(ec.broad, r)
+			return true
+		})
+		slices.SortStableFunc(ec.broad, func(a, b *graph.Role) int { return score[b] - score[a] })
+	})
+	return ec.broad
 }

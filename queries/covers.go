@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kiem-io/kiem/graph"
 )
 
 // covers reports whether the owner rules together allow everything rule r allows, as the API server's
@@ -61,4 +63,91 @@ func urlCovers(set []string, url string) bool {
 		}
 	}
 	return false
+}
+
+// ruleIndex holds owner rules by API group and resource, so that covering the many pieces of a large role asks
+// a few map entries instead of every owner rule.
+type ruleIndex struct {
+	byGroupResource map[[2]string][]*rbacv1.PolicyRule // group or "*", resource or "*" or "*/sub"
+	urls            []*rbacv1.PolicyRule
+	// scope, when set, is the namespace a role would be bound in: what a RoleBinding cannot grant there
+	// (URLs, cluster-scoped resources) is not asked to be covered.
+	scope string
+}
+
+func indexRules(owner []*rbacv1.PolicyRule) *ruleIndex {
+	idx := &ruleIndex{byGroupResource: map[[2]string][]*rbacv1.PolicyRule{}}
+	for _, r := range owner {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				k := [2]string{g, res}
+				idx.byGroupResource[k] = append(idx.byGroupResource[k], r)
+			}
+		}
+		if len(r.NonResourceURLs) > 0 {
+			idx.urls = append(idx.urls, r)
+		}
+	}
+	return idx
+}
+
+// candidates returns the owner rules that may cover a piece on group/resource.
+func (idx *ruleIndex) candidates(group, resource string) [][]*rbacv1.PolicyRule {
+	out := [][]*rbacv1.PolicyRule{}
+	groups := []string{group, "*"}
+	resources := []string{resource, "*"}
+	if _, sub, ok := strings.Cut(resource, "/"); ok {
+		resources = append(resources, "*/"+sub)
+	}
+	for _, g := range groups {
+		for _, r := range resources {
+			if rs := idx.byGroupResource[[2]string{g, r}]; len(rs) > 0 {
+				out = append(out, rs)
+			}
+		}
+	}
+	return out
+}
+
+// coversAll reports whether the indexed owner rules cover every rule of role, as covers decides.
+func (idx *ruleIndex) coversAll(role *graph.Role) bool {
+	for i := range role.Rules {
+		r := &role.Rules[i]
+		for _, verb := range r.Verbs {
+			for _, url := range r.NonResourceURLs {
+				if idx.scope == "" && !slices.ContainsFunc(idx.urls, func(o *rbacv1.PolicyRule) bool {
+					return has(o.Verbs, verb) && urlCovers(o.NonResourceURLs, url)
+				}) {
+					return false
+				}
+			}
+			for _, group := range r.APIGroups {
+				for _, resource := range r.Resources {
+					if idx.scope != "" && resource != "namespaces" && clusterScoped(group, strings.SplitN(resource, "/", 2)[0]) {
+						continue
+					}
+					cands := idx.candidates(group, resource)
+					names := r.ResourceNames
+					if len(names) == 0 {
+						names = []string{""}
+					}
+					for _, name := range names {
+						ok := false
+						for _, rs := range cands {
+							if slices.ContainsFunc(rs, func(o *rbacv1.PolicyRule) bool {
+								return has(o.Verbs, verb) && (len(o.ResourceNames) == 0 || (name != "" && slices.Contains(o.ResourceNames, name)))
+							}) {
+								ok = true
+								break
+							}
+						}
+						if !ok {
+							return false
+						}
+					}
+				}
+			}
+		}
+	}
+	return true
 }

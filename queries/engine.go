@@ -257,9 +257,11 @@ func evalError(r *Rule, k itemKey, what string, err error) error {
 	return fmt.Errorf("%s: rule %s on %s %s: %s: %w", r.Source, r.ID, k.group, k.ref, what, err)
 }
 
-// evalBool runs a boolean program.
-func evalBool(ctx context.Context, prg cel.Program, vars map[string]any) (bool, error) {
-	out, _, err := prg.ContextEval(ctx, vars)
+// evalBool runs a boolean program. Programs are bounded by their cost limit; the context is checked between
+// items by the callers (ContextEval would start a watcher per evaluation, which costs more than most
+// evaluations).
+func evalBool(_ context.Context, prg cel.Program, vars map[string]any) (bool, error) {
+	out, _, err := prg.Eval(vars)
 	if err != nil {
 		return false, err
 	}
@@ -270,8 +272,8 @@ func evalBool(ctx context.Context, prg cel.Program, vars map[string]any) (bool, 
 	return b, nil
 }
 
-func evalString(ctx context.Context, prg cel.Program, vars map[string]any) (string, error) {
-	out, _, err := prg.ContextEval(ctx, vars)
+func evalString(_ context.Context, prg cel.Program, vars map[string]any) (string, error) {
+	out, _, err := prg.Eval(vars)
 	if err != nil {
 		return "", err
 	}

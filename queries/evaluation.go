@@ -1,8 +1,11 @@
 package queries
 
 import (
-	"github.com/kiem-io/kiem/graph"
+	"slices"
+
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kiem-io/kiem/graph"
 )
 
 // evaluation is what a subject's permission functions read: the identity's permissions, the scope they are asked
@@ -14,15 +17,24 @@ type evaluation struct {
 	loaded bool
 	err    error
 	perms  []graph.Permission
+	// cluster and byNS index perms: the cluster-wide ones, and those of each namespace.
+	cluster []int32
+	byNS    map[string][]int32
 	// hits are indexes into perms of the grants that allowed something, in order, without repeats.
 	hits []int32
 	hit  map[int32]struct{}
-	// memo keeps the answers of this scope: rules ask the same few questions again and again.
-	memo map[probe][]int32
+	// memo keeps the answers of this scope: rules ask the same few questions again and again; clusterMemo
+	// keeps the part the cluster-wide grants give, which is the same in every scope.
+	memo        map[probe][]int32
+	clusterMemo map[probe][]int32
 	// probes are the engine's constant questions (see Engine.probes), answered at most once per scope:
-	// answered[i] is 0 (not yet), 1 (no) or 2 (yes).
+	// answered[i] is 0 (not yet), 1 (not by a grant of the subject's own in the scope) or 2 (yes, by one).
 	probes   []probe
 	answered []uint8
+	// own marks the permissions granted by bindings naming the evaluated subject itself (subject rules only);
+	// ownIn lists them by scope.
+	own   []bool
+	ownIn map[string][]int32
 }
 
 func newEvaluation() *evaluation {
@@ -70,22 +82,54 @@ func (ev *evaluation) answer(a graph.Action, some bool) []int32 {
 	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
 		a.Name = a.Namespace // the Namespace object itself
 	}
-	var grants []int32
-	for i := range ev.perms {
-		p := &ev.perms[i]
-		if p.Namespace != "" && (p.Namespace != a.Namespace || !a.IsResource()) {
-			continue
+	// The cluster-wide grants answer alike in every scope: asked once per identity, not once per scope.
+	ck := probe{a, some}
+	ck.action.Namespace = ""
+	cg, ok := ev.clusterMemo[ck]
+	if !ok {
+		for _, i := range ev.cluster {
+			if ruleAllows(ev.perms[i].Rule, a, some) {
+				cg = append(cg, i)
+			}
 		}
-		if ruleAllows(p.Rule, a, some) {
-			grants = append(grants, int32(i))
+		if ev.clusterMemo == nil {
+			ev.clusterMemo = map[probe][]int32{}
+		}
+		ev.clusterMemo[ck] = cg
+	}
+	grants := slices.Clip(cg)
+	if a.IsResource() && a.Namespace != "" {
+		for _, i := range ev.byNS[a.Namespace] {
+			if ruleAllows(ev.perms[i].Rule, a, some) {
+				grants = append(grants, i)
+			}
 		}
 	}
 	ev.memo[key] = grants
 	return grants
 }
 
-// mayMatch reports whether any of a rule's probes is allowed: when none is and the probes are all the rule asks,
-// the rule cannot produce a subject finding.
+// ownAnswers reports whether a grant of the subject's own in the scope allows the probe: only those can make a
+// finding in this scope, and a subject has few of them where its groups may hold thousands.
+func (ev *evaluation) ownAnswers(p probe) bool {
+	a := p.action
+	a.Namespace = requestNamespace(a, ev.scope)
+	if a.Namespace != ev.scope && (a.IsResource() || ev.scope != "") {
+		return false // a cluster-scoped question in a namespace: its own RoleBindings there cannot answer it
+	}
+	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
+		a.Name = a.Namespace
+	}
+	for _, i := range ev.ownIn[ev.scope] {
+		if ruleAllows(ev.perms[i].Rule, a, p.some) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayMatch reports whether a grant of the subject's own in the scope answers any of a rule's probes: when none
+// does and the probes are all the rule asks, the rule cannot produce a subject finding here.
 func (ev *evaluation) mayMatch(ids []int, complete bool) bool {
 	if !complete {
 		return true
@@ -93,7 +137,7 @@ func (ev *evaluation) mayMatch(ids []int, complete bool) bool {
 	for _, id := range ids {
 		if ev.answered[id] == 0 {
 			ev.answered[id] = 1
-			if len(ev.answer(ev.probes[id].action, ev.probes[id].some)) > 0 {
+			if ev.ownAnswers(ev.probes[id]) {
 				ev.answered[id] = 2
 			}
 		}
@@ -120,12 +164,22 @@ func (ev *evaluation) evidence() []graph.Permission {
 	return out
 }
 
-// ensure loads the permissions once.
+// ensure loads the permissions once, and indexes them by where they apply: an identity bound through a group
+// in every namespace holds thousands of grants, of which a question in one scope needs a handful.
 func (ev *evaluation) ensure() {
-	if !ev.loaded {
-		ev.loaded = true
-		if ev.load != nil {
-			ev.perms = ev.load()
+	if ev.loaded {
+		return
+	}
+	ev.loaded = true
+	if ev.load != nil {
+		ev.perms = ev.load()
+	}
+	ev.cluster, ev.byNS = nil, map[string][]int32{}
+	for i := range ev.perms {
+		if ns := ev.perms[i].Namespace; ns == "" {
+			ev.cluster = append(ev.cluster, int32(i))
+		} else {
+			ev.byNS[ns] = append(ev.byNS[ns], int32(i))
 		}
 	}
 }

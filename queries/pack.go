@@ -63,8 +63,9 @@ type Rule struct {
 	Source string `yaml:"-" json:"source"` // file:line of the rule
 
 	match cel.Program
-	// probes are the permission questions match asks; when probesComplete, a subject none of them allows
-	// cannot match (a subject finding needs a permission as evidence), so the expression is not run.
+	// probes are the permission questions the rule's expressions ask; when probesComplete, a subject whose own
+	// grants in a scope answer none of them cannot have a finding there (one needs such a grant as evidence),
+	// so the expressions are not run.
 	probes         []probe
 	probesComplete bool
 	severities     []cel.Program
@@ -284,17 +285,26 @@ func (r *Rule) compile() []fieldError {
 		}
 		r.match = prg
 	}
+	addProbes := func(ast *cel.Ast) {
+		ps, complete := probesOf(ast)
+		r.probes = append(r.probes, ps...)
+		r.probesComplete = r.probesComplete && complete
+	}
 	for i, g := range r.Severities {
-		prg, _, err := compileExpr(env, g.When, cel.BoolType)
+		prg, ast, err := compileExpr(env, g.When, cel.BoolType)
 		if err != nil {
 			bad("severities", "severities[%d].when: %v", i, err)
+		} else {
+			addProbes(ast)
 		}
 		r.severities = append(r.severities, prg)
 	}
 	if r.Message != "" {
-		prg, _, err := compileExpr(env, r.Message, cel.StringType)
+		prg, ast, err := compileExpr(env, r.Message, cel.StringType)
 		if err != nil {
 			bad("message", "message: %v", err)
+		} else {
+			addProbes(ast)
 		}
 		r.message = prg
 	}
@@ -312,7 +322,7 @@ func compileExpr(env *cel.Env, src string, want *cel.Type) (cel.Program, *cel.As
 	if !ast.OutputType().IsExactType(want) {
 		return nil, nil, fmt.Errorf("expression gives %s, want %s", ast.OutputType(), want)
 	}
-	prg, err := env.Program(ast, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(100))
+	prg, err := env.Program(ast, cel.CostLimit(costLimit))
 	return prg, ast, err
 }
 

@@ -68,6 +68,10 @@ type pastResult struct {
 	res *Result
 }
 
+// fullEvaluation is the number of changed objects above which the tracker evaluates everything again rather
+// than what the changes touch.
+const fullEvaluation = 2000
+
 // pastResults is how many evaluations of past revisions the tracker caches.
 const pastResults = 2
 
@@ -118,6 +122,16 @@ func (t *Tracker) Deltas(from, to graph.Revision) (out []RevisionDelta, ok bool)
 		}
 	}
 	return out, true
+}
+
+// Last returns the latest revision delta the tracker recorded; ok is false before the first.
+func (t *Tracker) Last() (d RevisionDelta, ok bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if len(t.deltas) == 0 {
+		return RevisionDelta{}, false
+	}
+	return t.deltas[len(t.deltas)-1], true
 }
 
 // At returns the findings of revision rev: the tracked head's, or a full evaluation of a past revision.
@@ -226,6 +240,13 @@ func (t *Tracker) step(ctx context.Context) error {
 		objects, err = t.live.ObjectChanges(ctx, prevRev, rev)
 		if errors.Is(err, graph.ErrRevisionGone) {
 			// The tracker fell behind the retention horizon: evaluate from scratch.
+			res, err = e.Evaluate(ctx, snap)
+			if err == nil {
+				delta = Compare(prev.Findings(), res.Findings())
+			}
+		} else if err == nil && len(objects) > fullEvaluation {
+			// A change this large (an initial sync, a restored store) touches most items: evaluating them
+			// all at once is cheaper than working out which.
 			res, err = e.Evaluate(ctx, snap)
 			if err == nil {
 				delta = Compare(prev.Findings(), res.Findings())

@@ -114,9 +114,14 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 		return ev.err
 	}
 	var scopes []string
+	ev.own, ev.ownIn = make([]bool, len(ev.perms)), map[string][]int32{}
 	for i := range ev.perms {
-		if names(&ev.perms[i].GrantPath, p) && !slices.Contains(scopes, ev.perms[i].Namespace) {
-			scopes = append(scopes, ev.perms[i].Namespace)
+		if ev.own[i] = names(&ev.perms[i].GrantPath, p); ev.own[i] {
+			ns := ev.perms[i].Namespace
+			if _, seen := ev.ownIn[ns]; !seen {
+				scopes = append(scopes, ns)
+			}
+			ev.ownIn[ns] = append(ev.ownIn[ns], int32(i))
 		}
 	}
 	slices.Sort(scopes)
@@ -172,16 +177,21 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 			}
 			emit(r, h)
 		}
+		gv := w.grantVarsFor(vars)
 		for _, r := range grantRules {
 			h := hit{subject: &p, namespace: scope}
 			var worst *Severity
-			for i := range ev.perms {
+			inScope := ev.cluster
+			if scope != "" {
+				inScope = ev.byNS[scope]
+			}
+			for _, i := range inScope {
 				perm := &ev.perms[i]
-				if perm.Namespace != scope || !names(&perm.GrantPath, p) {
+				if !ev.own[i] {
 					continue
 				}
-				gv := w.grantVars(vars, perm)
-				ok, err := evalBool(ctx, r.match, gv)
+				gv.set(perm)
+				ok, err := evalBool(ctx, r.match, gv.vars)
 				if err != nil {
 					return evalError(r, k, "match", err)
 				}
@@ -189,7 +199,7 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 					continue
 				}
 				g := hit{}
-				if err := w.grade(ctx, r, gv, &g); err != nil {
+				if err := w.grade(ctx, r, gv.vars, &g); err != nil {
 					return evalError(r, k, "severity", err)
 				}
 				if worst == nil || *g.severity > *worst {
@@ -206,26 +216,35 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 	return nil
 }
 
-// grantVars adds the variables of one grant to a subject's. The binding and role models are built only when
-// an expression reads them, once per evaluation.
-func (w *worker) grantVars(base map[string]any, perm *graph.Permission) map[string]any {
-	vars := make(map[string]any, len(base)+4)
+// grantVars are the variables of grant rules: a subject's, and those of the grant being evaluated, set in place
+// for each grant (evaluation is sequential). The binding and role models are built only when an expression reads
+// them, once per evaluation.
+type grantVars struct {
+	vars map[string]any
+	perm *graph.Permission
+}
+
+func (w *worker) grantVarsFor(base map[string]any) *grantVars {
+	gv := &grantVars{vars: make(map[string]any, len(base)+4)}
 	for k, v := range base {
-		vars[k] = v
+		gv.vars[k] = v
 	}
-	gp := &perm.GrantPath
-	vars["binding"] = func() any { return w.ec.bindingModel(*gp.Binding) }
-	vars["role"] = func() any {
-		role, _ := w.ec.roleModel(*gp.Role)
+	gv.vars["binding"] = func() any { return w.ec.bindingModel(*gv.perm.Binding) }
+	gv.vars["role"] = func() any {
+		role, _ := w.ec.roleModel(*gv.perm.Role)
 		return role
 	}
-	vars["rule"] = modelRule(gp.Rule)
+	return gv
+}
+
+func (gv *grantVars) set(perm *graph.Permission) {
+	gv.perm = perm
+	gv.vars["rule"] = modelRule(perm.Rule)
 	from := ""
-	if gp.AggregatedFrom != nil {
-		from = gp.AggregatedFrom.Name
+	if perm.AggregatedFrom != nil {
+		from = perm.AggregatedFrom.Name
 	}
-	vars["aggregatedFrom"] = from
-	return vars
+	gv.vars["aggregatedFrom"] = from
 }
 
 // grade sets the hit's severity (the first graded severity whose condition holds, else the rule's) and, when the

@@ -45,6 +45,32 @@ type ComplexityRoot struct {
 		User   func(childComplexity int) int
 	}
 
+	AttackGrant struct {
+		Binding func(childComplexity int) int
+		Role    func(childComplexity int) int
+		Rule    func(childComplexity int) int
+		Text    func(childComplexity int) int
+	}
+
+	AttackHop struct {
+		Edge            func(childComplexity int) int
+		Evidence        func(childComplexity int) int
+		From            func(childComplexity int) int
+		FromRef         func(childComplexity int) int
+		Namespace       func(childComplexity int) int
+		Note            func(childComplexity int) int
+		PartialEvidence func(childComplexity int) int
+		Potential       func(childComplexity int) int
+		Technique       func(childComplexity int) int
+		To              func(childComplexity int) int
+		ToRef           func(childComplexity int) int
+	}
+
+	AttackPath struct {
+		Hops func(childComplexity int) int
+		Text func(childComplexity int) int
+	}
+
 	BindingConnection struct {
 		Edges      func(childComplexity int) int
 		Nodes      func(childComplexity int) int
@@ -137,6 +163,7 @@ type ComplexityRoot struct {
 	}
 
 	Diff struct {
+		Findings func(childComplexity int, status []FindingStatus) int
 		From     func(childComplexity int) int
 		Objects  func(childComplexity int, first *int, after *string) int
 		Subjects func(childComplexity int, first *int, after *string) int
@@ -147,6 +174,70 @@ type ComplexityRoot struct {
 		From func(childComplexity int) int
 		To   func(childComplexity int) int
 		Type func(childComplexity int) int
+	}
+
+	Evidence struct {
+		Expected  func(childComplexity int) int
+		Grant     func(childComplexity int) int
+		Location  func(childComplexity int) int
+		Namespace func(childComplexity int) int
+		Object    func(childComplexity int) int
+		ObjectRef func(childComplexity int) int
+		Reason    func(childComplexity int) int
+		Text      func(childComplexity int) int
+	}
+
+	Finding struct {
+		Evidence    func(childComplexity int) int
+		Fingerprint func(childComplexity int) int
+		Location    func(childComplexity int) int
+		Message     func(childComplexity int) int
+		Namespace   func(childComplexity int) int
+		Object      func(childComplexity int) int
+		ObjectRef   func(childComplexity int) int
+		Pack        func(childComplexity int) int
+		Path        func(childComplexity int) int
+		Reason      func(childComplexity int) int
+		Revision    func(childComplexity int) int
+		Rule        func(childComplexity int) int
+		Severity    func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Subject     func(childComplexity int) int
+		SubjectRef  func(childComplexity int) int
+		Suppression func(childComplexity int) int
+		Title       func(childComplexity int) int
+	}
+
+	FindingConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		Revision   func(childComplexity int) int
+		Summary    func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	FindingEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	FindingsDelta struct {
+		New      func(childComplexity int) int
+		Resolved func(childComplexity int) int
+	}
+
+	FindingsSummary struct {
+		BySeverity func(childComplexity int) int
+		Expected   func(childComplexity int) int
+		Risky      func(childComplexity int) int
+		Suppressed func(childComplexity int) int
+		Total      func(childComplexity int) int
+	}
+
+	GradedSeverity struct {
+		Severity func(childComplexity int) int
+		When     func(childComplexity int) int
 	}
 
 	GrantDelta struct {
@@ -211,7 +302,9 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		Reload func(childComplexity int) int
+		AddSuppression    func(childComplexity int, input SuppressionInput) int
+		Reload            func(childComplexity int) int
+		RemoveSuppression func(childComplexity int, id string) int
 	}
 
 	Namespace struct {
@@ -278,9 +371,23 @@ type ComplexityRoot struct {
 		UID             func(childComplexity int) int
 	}
 
+	ObjectRef struct {
+		Kind      func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Namespace func(childComplexity int) int
+	}
+
 	OwnerRef struct {
 		Kind func(childComplexity int) int
 		Name func(childComplexity int) int
+	}
+
+	Pack struct {
+		Description func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Rules       func(childComplexity int) int
+		Source      func(childComplexity int) int
+		Title       func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -337,18 +444,23 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		AttackPaths          func(childComplexity int, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) int
 		Can                  func(childComplexity int, subject SubjectInput, action ActionInput, at *graph.Revision) int
 		Changes              func(childComplexity int, from graph.Revision, to *graph.Revision, first *int, after *string) int
 		Diff                 func(childComplexity int, from graph.Revision, to *graph.Revision) int
 		EffectivePermissions func(childComplexity int, subject SubjectInput, namespace *string, at *graph.Revision, first *int, after *string) int
+		Findings             func(childComplexity int, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) int
 		Lookup               func(childComplexity int, kind Kind, name string, namespace *string, at *graph.Revision) int
 		Neighbourhood        func(childComplexity int, id string, depth *int, kinds []Kind, first *int, at *graph.Revision) int
 		Node                 func(childComplexity int, id string, at *graph.Revision) int
 		Nodes                func(childComplexity int, kind Kind, namespace *string, at *graph.Revision, first *int, after *string) int
+		Packs                func(childComplexity int) int
 		Revision             func(childComplexity int, revision graph.Revision) int
 		Revisions            func(childComplexity int, first *int, after *string) int
+		Rules                func(childComplexity int, pack *string) int
 		Search               func(childComplexity int, query string, kinds []Kind, namespace *string, at *graph.Revision, first *int, after *string) int
 		Server               func(childComplexity int) int
+		Suppressions         func(childComplexity int) int
 		Warnings             func(childComplexity int, at *graph.Revision) int
 		WhoCan               func(childComplexity int, action ActionInput, at *graph.Revision, first *int, after *string) int
 	}
@@ -376,6 +488,22 @@ type ComplexityRoot struct {
 		Source   func(childComplexity int) int
 		Summary  func(childComplexity int) int
 		Time     func(childComplexity int) int
+	}
+
+	RiskRule struct {
+		Check       func(childComplexity int) int
+		Description func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Match       func(childComplexity int) int
+		Pack        func(childComplexity int) int
+		References  func(childComplexity int) int
+		Remediation func(childComplexity int) int
+		Requires    func(childComplexity int) int
+		Severities  func(childComplexity int) int
+		Severity    func(childComplexity int) int
+		Source      func(childComplexity int) int
+		Target      func(childComplexity int) int
+		Title       func(childComplexity int) int
 	}
 
 	Role struct {
@@ -419,6 +547,12 @@ type ComplexityRoot struct {
 		Resources       func(childComplexity int) int
 		Text            func(childComplexity int) int
 		Verbs           func(childComplexity int) int
+	}
+
+	RuleReferences struct {
+		Cis   func(childComplexity int) int
+		Mitre func(childComplexity int) int
+		Urls  func(childComplexity int) int
 	}
 
 	SearchConnection struct {
@@ -476,8 +610,26 @@ type ComplexityRoot struct {
 		Username       func(childComplexity int) int
 	}
 
+	SeverityCount struct {
+		Count    func(childComplexity int) int
+		Severity func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Changes func(childComplexity int, since *graph.Revision) int
+	}
+
+	Suppression struct {
+		Expired   func(childComplexity int) int
+		Expires   func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Namespace func(childComplexity int) int
+		Object    func(childComplexity int) int
+		Owner     func(childComplexity int) int
+		Reason    func(childComplexity int) int
+		Rule      func(childComplexity int) int
+		Source    func(childComplexity int) int
+		Subject   func(childComplexity int) int
 	}
 
 	User struct {
@@ -532,6 +684,8 @@ type ComplexityRoot struct {
 
 type MutationResolver interface {
 	Reload(ctx context.Context) (*ReloadResult, error)
+	AddSuppression(ctx context.Context, input SuppressionInput) (*Suppression, error)
+	RemoveSuppression(ctx context.Context, id string) (bool, error)
 }
 type QueryResolver interface {
 	Server(ctx context.Context) (*Server, error)
@@ -548,6 +702,11 @@ type QueryResolver interface {
 	Revision(ctx context.Context, revision graph.Revision) (*RevisionInfo, error)
 	Changes(ctx context.Context, from graph.Revision, to *graph.Revision, first *int, after *string) (*ChangeConnection, error)
 	Diff(ctx context.Context, from graph.Revision, to *graph.Revision) (*Diff, error)
+	Packs(ctx context.Context) ([]*Pack, error)
+	Rules(ctx context.Context, pack *string) ([]*RiskRule, error)
+	Findings(ctx context.Context, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) (*FindingConnection, error)
+	Suppressions(ctx context.Context) ([]*Suppression, error)
+	AttackPaths(ctx context.Context, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) ([]*AttackPath, error)
 }
 type SubscriptionResolver interface {
 	Changes(ctx context.Context, since *graph.Revision) (<-chan *RevisionInfo, error)
@@ -583,6 +742,111 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Actor.User(childComplexity), true
+
+	case "AttackGrant.binding":
+		if e.ComplexityRoot.AttackGrant.Binding == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackGrant.Binding(childComplexity), true
+	case "AttackGrant.role":
+		if e.ComplexityRoot.AttackGrant.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackGrant.Role(childComplexity), true
+	case "AttackGrant.rule":
+		if e.ComplexityRoot.AttackGrant.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackGrant.Rule(childComplexity), true
+	case "AttackGrant.text":
+		if e.ComplexityRoot.AttackGrant.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackGrant.Text(childComplexity), true
+
+	case "AttackHop.edge":
+		if e.ComplexityRoot.AttackHop.Edge == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.Edge(childComplexity), true
+	case "AttackHop.evidence":
+		if e.ComplexityRoot.AttackHop.Evidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.Evidence(childComplexity), true
+	case "AttackHop.from":
+		if e.ComplexityRoot.AttackHop.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.From(childComplexity), true
+	case "AttackHop.fromRef":
+		if e.ComplexityRoot.AttackHop.FromRef == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.FromRef(childComplexity), true
+	case "AttackHop.namespace":
+		if e.ComplexityRoot.AttackHop.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.Namespace(childComplexity), true
+	case "AttackHop.note":
+		if e.ComplexityRoot.AttackHop.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.Note(childComplexity), true
+	case "AttackHop.partialEvidence":
+		if e.ComplexityRoot.AttackHop.PartialEvidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.PartialEvidence(childComplexity), true
+	case "AttackHop.potential":
+		if e.ComplexityRoot.AttackHop.Potential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.Potential(childComplexity), true
+	case "AttackHop.technique":
+		if e.ComplexityRoot.AttackHop.Technique == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.Technique(childComplexity), true
+	case "AttackHop.to":
+		if e.ComplexityRoot.AttackHop.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.To(childComplexity), true
+	case "AttackHop.toRef":
+		if e.ComplexityRoot.AttackHop.ToRef == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackHop.ToRef(childComplexity), true
+
+	case "AttackPath.hops":
+		if e.ComplexityRoot.AttackPath.Hops == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackPath.Hops(childComplexity), true
+	case "AttackPath.text":
+		if e.ComplexityRoot.AttackPath.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttackPath.Text(childComplexity), true
 
 	case "BindingConnection.edges":
 		if e.ComplexityRoot.BindingConnection.Edges == nil {
@@ -970,6 +1234,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Decision.Superuser(childComplexity), true
 
+	case "Diff.findings":
+		if e.ComplexityRoot.Diff.Findings == nil {
+			break
+		}
+
+		args, err := ec.field_Diff_findings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Diff.Findings(childComplexity, args["status"].([]FindingStatus)), true
 	case "Diff.from":
 		if e.ComplexityRoot.Diff.From == nil {
 			break
@@ -1023,6 +1298,271 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Edge.Type(childComplexity), true
+
+	case "Evidence.expected":
+		if e.ComplexityRoot.Evidence.Expected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Expected(childComplexity), true
+	case "Evidence.grant":
+		if e.ComplexityRoot.Evidence.Grant == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Grant(childComplexity), true
+	case "Evidence.location":
+		if e.ComplexityRoot.Evidence.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Location(childComplexity), true
+	case "Evidence.namespace":
+		if e.ComplexityRoot.Evidence.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Namespace(childComplexity), true
+	case "Evidence.object":
+		if e.ComplexityRoot.Evidence.Object == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Object(childComplexity), true
+	case "Evidence.objectRef":
+		if e.ComplexityRoot.Evidence.ObjectRef == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.ObjectRef(childComplexity), true
+	case "Evidence.reason":
+		if e.ComplexityRoot.Evidence.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Reason(childComplexity), true
+	case "Evidence.text":
+		if e.ComplexityRoot.Evidence.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Evidence.Text(childComplexity), true
+
+	case "Finding.evidence":
+		if e.ComplexityRoot.Finding.Evidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Evidence(childComplexity), true
+	case "Finding.fingerprint":
+		if e.ComplexityRoot.Finding.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Fingerprint(childComplexity), true
+	case "Finding.location":
+		if e.ComplexityRoot.Finding.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Location(childComplexity), true
+	case "Finding.message":
+		if e.ComplexityRoot.Finding.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Message(childComplexity), true
+	case "Finding.namespace":
+		if e.ComplexityRoot.Finding.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Namespace(childComplexity), true
+	case "Finding.object":
+		if e.ComplexityRoot.Finding.Object == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Object(childComplexity), true
+	case "Finding.objectRef":
+		if e.ComplexityRoot.Finding.ObjectRef == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.ObjectRef(childComplexity), true
+	case "Finding.pack":
+		if e.ComplexityRoot.Finding.Pack == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Pack(childComplexity), true
+	case "Finding.path":
+		if e.ComplexityRoot.Finding.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Path(childComplexity), true
+	case "Finding.reason":
+		if e.ComplexityRoot.Finding.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Reason(childComplexity), true
+	case "Finding.revision":
+		if e.ComplexityRoot.Finding.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Revision(childComplexity), true
+	case "Finding.rule":
+		if e.ComplexityRoot.Finding.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Rule(childComplexity), true
+	case "Finding.severity":
+		if e.ComplexityRoot.Finding.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Severity(childComplexity), true
+	case "Finding.status":
+		if e.ComplexityRoot.Finding.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Status(childComplexity), true
+	case "Finding.subject":
+		if e.ComplexityRoot.Finding.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Subject(childComplexity), true
+	case "Finding.subjectRef":
+		if e.ComplexityRoot.Finding.SubjectRef == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.SubjectRef(childComplexity), true
+	case "Finding.suppression":
+		if e.ComplexityRoot.Finding.Suppression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Suppression(childComplexity), true
+	case "Finding.title":
+		if e.ComplexityRoot.Finding.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Finding.Title(childComplexity), true
+
+	case "FindingConnection.edges":
+		if e.ComplexityRoot.FindingConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingConnection.Edges(childComplexity), true
+	case "FindingConnection.nodes":
+		if e.ComplexityRoot.FindingConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingConnection.Nodes(childComplexity), true
+	case "FindingConnection.pageInfo":
+		if e.ComplexityRoot.FindingConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingConnection.PageInfo(childComplexity), true
+	case "FindingConnection.revision":
+		if e.ComplexityRoot.FindingConnection.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingConnection.Revision(childComplexity), true
+	case "FindingConnection.summary":
+		if e.ComplexityRoot.FindingConnection.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingConnection.Summary(childComplexity), true
+	case "FindingConnection.totalCount":
+		if e.ComplexityRoot.FindingConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingConnection.TotalCount(childComplexity), true
+
+	case "FindingEdge.cursor":
+		if e.ComplexityRoot.FindingEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingEdge.Cursor(childComplexity), true
+	case "FindingEdge.node":
+		if e.ComplexityRoot.FindingEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingEdge.Node(childComplexity), true
+
+	case "FindingsDelta.new":
+		if e.ComplexityRoot.FindingsDelta.New == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsDelta.New(childComplexity), true
+	case "FindingsDelta.resolved":
+		if e.ComplexityRoot.FindingsDelta.Resolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsDelta.Resolved(childComplexity), true
+
+	case "FindingsSummary.bySeverity":
+		if e.ComplexityRoot.FindingsSummary.BySeverity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.BySeverity(childComplexity), true
+	case "FindingsSummary.expected":
+		if e.ComplexityRoot.FindingsSummary.Expected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.Expected(childComplexity), true
+	case "FindingsSummary.risky":
+		if e.ComplexityRoot.FindingsSummary.Risky == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.Risky(childComplexity), true
+	case "FindingsSummary.suppressed":
+		if e.ComplexityRoot.FindingsSummary.Suppressed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.Suppressed(childComplexity), true
+	case "FindingsSummary.total":
+		if e.ComplexityRoot.FindingsSummary.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.Total(childComplexity), true
+
+	case "GradedSeverity.severity":
+		if e.ComplexityRoot.GradedSeverity.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GradedSeverity.Severity(childComplexity), true
+	case "GradedSeverity.when":
+		if e.ComplexityRoot.GradedSeverity.When == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GradedSeverity.When(childComplexity), true
 
 	case "GrantDelta.gained":
 		if e.ComplexityRoot.GrantDelta.Gained == nil {
@@ -1257,12 +1797,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Label.Value(childComplexity), true
 
+	case "Mutation.addSuppression":
+		if e.ComplexityRoot.Mutation.AddSuppression == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addSuppression_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddSuppression(childComplexity, args["input"].(SuppressionInput)), true
 	case "Mutation.reload":
 		if e.ComplexityRoot.Mutation.Reload == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Mutation.Reload(childComplexity), true
+	case "Mutation.removeSuppression":
+		if e.ComplexityRoot.Mutation.RemoveSuppression == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeSuppression_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveSuppression(childComplexity, args["id"].(string)), true
 
 	case "Namespace.exists":
 		if e.ComplexityRoot.Namespace.Exists == nil {
@@ -1517,6 +2079,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ObjectMeta.UID(childComplexity), true
 
+	case "ObjectRef.kind":
+		if e.ComplexityRoot.ObjectRef.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ObjectRef.Kind(childComplexity), true
+	case "ObjectRef.name":
+		if e.ComplexityRoot.ObjectRef.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ObjectRef.Name(childComplexity), true
+	case "ObjectRef.namespace":
+		if e.ComplexityRoot.ObjectRef.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ObjectRef.Namespace(childComplexity), true
+
 	case "OwnerRef.kind":
 		if e.ComplexityRoot.OwnerRef.Kind == nil {
 			break
@@ -1529,6 +2110,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OwnerRef.Name(childComplexity), true
+
+	case "Pack.description":
+		if e.ComplexityRoot.Pack.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pack.Description(childComplexity), true
+	case "Pack.name":
+		if e.ComplexityRoot.Pack.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pack.Name(childComplexity), true
+	case "Pack.rules":
+		if e.ComplexityRoot.Pack.Rules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pack.Rules(childComplexity), true
+	case "Pack.source":
+		if e.ComplexityRoot.Pack.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pack.Source(childComplexity), true
+	case "Pack.title":
+		if e.ComplexityRoot.Pack.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pack.Title(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1729,6 +2341,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PodEdge.Node(childComplexity), true
 
+	case "Query.attackPaths":
+		if e.ComplexityRoot.Query.AttackPaths == nil {
+			break
+		}
+
+		args, err := ec.field_Query_attackPaths_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AttackPaths(childComplexity, args["subject"].(SubjectInput), args["target"].(*AttackTargetInput), args["k"].(*int), args["at"].(*graph.Revision)), true
 	case "Query.can":
 		if e.ComplexityRoot.Query.Can == nil {
 			break
@@ -1773,6 +2396,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.EffectivePermissions(childComplexity, args["subject"].(SubjectInput), args["namespace"].(*string), args["at"].(*graph.Revision), args["first"].(*int), args["after"].(*string)), true
+	case "Query.findings":
+		if e.ComplexityRoot.Query.Findings == nil {
+			break
+		}
+
+		args, err := ec.field_Query_findings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Findings(childComplexity, args["at"].(*graph.Revision), args["pack"].(*string), args["rule"].(*string), args["severity"].(*Severity), args["status"].([]FindingStatus), args["subject"].(*SubjectInput), args["namespace"].(*string), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.lookup":
 		if e.ComplexityRoot.Query.Lookup == nil {
@@ -1818,6 +2452,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["kind"].(Kind), args["namespace"].(*string), args["at"].(*graph.Revision), args["first"].(*int), args["after"].(*string)), true
+	case "Query.packs":
+		if e.ComplexityRoot.Query.Packs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Packs(childComplexity), true
 	case "Query.revision":
 		if e.ComplexityRoot.Query.Revision == nil {
 			break
@@ -1840,6 +2480,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Revisions(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.rules":
+		if e.ComplexityRoot.Query.Rules == nil {
+			break
+		}
+
+		args, err := ec.field_Query_rules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Rules(childComplexity, args["pack"].(*string)), true
 	case "Query.search":
 		if e.ComplexityRoot.Query.Search == nil {
 			break
@@ -1857,6 +2508,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Server(childComplexity), true
+	case "Query.suppressions":
+		if e.ComplexityRoot.Query.Suppressions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Suppressions(childComplexity), true
 	case "Query.warnings":
 		if e.ComplexityRoot.Query.Warnings == nil {
 			break
@@ -1961,6 +2618,85 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RevisionInfo.Time(childComplexity), true
+
+	case "RiskRule.check":
+		if e.ComplexityRoot.RiskRule.Check == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Check(childComplexity), true
+	case "RiskRule.description":
+		if e.ComplexityRoot.RiskRule.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Description(childComplexity), true
+	case "RiskRule.id":
+		if e.ComplexityRoot.RiskRule.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.ID(childComplexity), true
+	case "RiskRule.match":
+		if e.ComplexityRoot.RiskRule.Match == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Match(childComplexity), true
+	case "RiskRule.pack":
+		if e.ComplexityRoot.RiskRule.Pack == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Pack(childComplexity), true
+	case "RiskRule.references":
+		if e.ComplexityRoot.RiskRule.References == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.References(childComplexity), true
+	case "RiskRule.remediation":
+		if e.ComplexityRoot.RiskRule.Remediation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Remediation(childComplexity), true
+	case "RiskRule.requires":
+		if e.ComplexityRoot.RiskRule.Requires == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Requires(childComplexity), true
+	case "RiskRule.severities":
+		if e.ComplexityRoot.RiskRule.Severities == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Severities(childComplexity), true
+	case "RiskRule.severity":
+		if e.ComplexityRoot.RiskRule.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Severity(childComplexity), true
+	case "RiskRule.source":
+		if e.ComplexityRoot.RiskRule.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Source(childComplexity), true
+	case "RiskRule.target":
+		if e.ComplexityRoot.RiskRule.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Target(childComplexity), true
+	case "RiskRule.title":
+		if e.ComplexityRoot.RiskRule.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskRule.Title(childComplexity), true
 
 	case "Role.bindings":
 		if e.ComplexityRoot.Role.Bindings == nil {
@@ -2156,6 +2892,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Rule.Verbs(childComplexity), true
+
+	case "RuleReferences.cis":
+		if e.ComplexityRoot.RuleReferences.Cis == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleReferences.Cis(childComplexity), true
+	case "RuleReferences.mitre":
+		if e.ComplexityRoot.RuleReferences.Mitre == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleReferences.Mitre(childComplexity), true
+	case "RuleReferences.urls":
+		if e.ComplexityRoot.RuleReferences.Urls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleReferences.Urls(childComplexity), true
 
 	case "SearchConnection.edges":
 		if e.ComplexityRoot.SearchConnection.Edges == nil {
@@ -2422,6 +3177,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ServiceAccount.Username(childComplexity), true
 
+	case "SeverityCount.count":
+		if e.ComplexityRoot.SeverityCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SeverityCount.Count(childComplexity), true
+	case "SeverityCount.severity":
+		if e.ComplexityRoot.SeverityCount.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SeverityCount.Severity(childComplexity), true
+
 	case "Subscription.changes":
 		if e.ComplexityRoot.Subscription.Changes == nil {
 			break
@@ -2433,6 +3201,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Changes(childComplexity, args["since"].(*graph.Revision)), true
+
+	case "Suppression.expired":
+		if e.ComplexityRoot.Suppression.Expired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Expired(childComplexity), true
+	case "Suppression.expires":
+		if e.ComplexityRoot.Suppression.Expires == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Expires(childComplexity), true
+	case "Suppression.id":
+		if e.ComplexityRoot.Suppression.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.ID(childComplexity), true
+	case "Suppression.namespace":
+		if e.ComplexityRoot.Suppression.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Namespace(childComplexity), true
+	case "Suppression.object":
+		if e.ComplexityRoot.Suppression.Object == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Object(childComplexity), true
+	case "Suppression.owner":
+		if e.ComplexityRoot.Suppression.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Owner(childComplexity), true
+	case "Suppression.reason":
+		if e.ComplexityRoot.Suppression.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Reason(childComplexity), true
+	case "Suppression.rule":
+		if e.ComplexityRoot.Suppression.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Rule(childComplexity), true
+	case "Suppression.source":
+		if e.ComplexityRoot.Suppression.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Source(childComplexity), true
+	case "Suppression.subject":
+		if e.ComplexityRoot.Suppression.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suppression.Subject(childComplexity), true
 
 	case "User.bindings":
 		if e.ComplexityRoot.User.Bindings == nil {
@@ -2626,7 +3455,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputActionInput,
+		ec.unmarshalInputAttackTargetInput,
+		ec.unmarshalInputObjectRefInput,
 		ec.unmarshalInputSubjectInput,
+		ec.unmarshalInputSubjectRefInput,
+		ec.unmarshalInputSuppressionInput,
 	)
 	first := true
 
@@ -2718,7 +3551,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/history.graphqls" "schema/nodes.graphqls" "schema/schema.graphqls"
+//go:embed "schema/findings.graphqls" "schema/history.graphqls" "schema/nodes.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2730,6 +3563,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "schema/findings.graphqls", Input: sourceData("schema/findings.graphqls"), BuiltIn: false},
 	{Name: "schema/history.graphqls", Input: sourceData("schema/history.graphqls"), BuiltIn: false},
 	{Name: "schema/nodes.graphqls", Input: sourceData("schema/nodes.graphqls"), BuiltIn: false},
 	{Name: "schema/schema.graphqls", Input: sourceData("schema/schema.graphqls"), BuiltIn: false},
@@ -2748,6 +3582,58 @@ func (ec *executionContext) childFields_Actor(ctx context.Context, field graphql
 		return ec.fieldContext_Actor_groups(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Actor", field.Name)
+}
+
+func (ec *executionContext) childFields_AttackGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "binding":
+		return ec.fieldContext_AttackGrant_binding(ctx, field)
+	case "role":
+		return ec.fieldContext_AttackGrant_role(ctx, field)
+	case "rule":
+		return ec.fieldContext_AttackGrant_rule(ctx, field)
+	case "text":
+		return ec.fieldContext_AttackGrant_text(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AttackGrant", field.Name)
+}
+
+func (ec *executionContext) childFields_AttackHop(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "from":
+		return ec.fieldContext_AttackHop_from(ctx, field)
+	case "fromRef":
+		return ec.fieldContext_AttackHop_fromRef(ctx, field)
+	case "to":
+		return ec.fieldContext_AttackHop_to(ctx, field)
+	case "toRef":
+		return ec.fieldContext_AttackHop_toRef(ctx, field)
+	case "edge":
+		return ec.fieldContext_AttackHop_edge(ctx, field)
+	case "namespace":
+		return ec.fieldContext_AttackHop_namespace(ctx, field)
+	case "technique":
+		return ec.fieldContext_AttackHop_technique(ctx, field)
+	case "evidence":
+		return ec.fieldContext_AttackHop_evidence(ctx, field)
+	case "partialEvidence":
+		return ec.fieldContext_AttackHop_partialEvidence(ctx, field)
+	case "note":
+		return ec.fieldContext_AttackHop_note(ctx, field)
+	case "potential":
+		return ec.fieldContext_AttackHop_potential(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AttackHop", field.Name)
+}
+
+func (ec *executionContext) childFields_AttackPath(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hops":
+		return ec.fieldContext_AttackPath_hops(ctx, field)
+	case "text":
+		return ec.fieldContext_AttackPath_text(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AttackPath", field.Name)
 }
 
 func (ec *executionContext) childFields_BindingConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2916,6 +3802,8 @@ func (ec *executionContext) childFields_Diff(ctx context.Context, field graphql.
 		return ec.fieldContext_Diff_objects(ctx, field)
 	case "subjects":
 		return ec.fieldContext_Diff_subjects(ctx, field)
+	case "findings":
+		return ec.fieldContext_Diff_findings(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Diff", field.Name)
 }
@@ -2930,6 +3818,134 @@ func (ec *executionContext) childFields_Edge(ctx context.Context, field graphql.
 		return ec.fieldContext_Edge_type(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Edge", field.Name)
+}
+
+func (ec *executionContext) childFields_Evidence(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "text":
+		return ec.fieldContext_Evidence_text(ctx, field)
+	case "grant":
+		return ec.fieldContext_Evidence_grant(ctx, field)
+	case "namespace":
+		return ec.fieldContext_Evidence_namespace(ctx, field)
+	case "object":
+		return ec.fieldContext_Evidence_object(ctx, field)
+	case "objectRef":
+		return ec.fieldContext_Evidence_objectRef(ctx, field)
+	case "expected":
+		return ec.fieldContext_Evidence_expected(ctx, field)
+	case "reason":
+		return ec.fieldContext_Evidence_reason(ctx, field)
+	case "location":
+		return ec.fieldContext_Evidence_location(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Evidence", field.Name)
+}
+
+func (ec *executionContext) childFields_Finding(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "fingerprint":
+		return ec.fieldContext_Finding_fingerprint(ctx, field)
+	case "rule":
+		return ec.fieldContext_Finding_rule(ctx, field)
+	case "pack":
+		return ec.fieldContext_Finding_pack(ctx, field)
+	case "severity":
+		return ec.fieldContext_Finding_severity(ctx, field)
+	case "status":
+		return ec.fieldContext_Finding_status(ctx, field)
+	case "title":
+		return ec.fieldContext_Finding_title(ctx, field)
+	case "message":
+		return ec.fieldContext_Finding_message(ctx, field)
+	case "subject":
+		return ec.fieldContext_Finding_subject(ctx, field)
+	case "subjectRef":
+		return ec.fieldContext_Finding_subjectRef(ctx, field)
+	case "object":
+		return ec.fieldContext_Finding_object(ctx, field)
+	case "objectRef":
+		return ec.fieldContext_Finding_objectRef(ctx, field)
+	case "namespace":
+		return ec.fieldContext_Finding_namespace(ctx, field)
+	case "reason":
+		return ec.fieldContext_Finding_reason(ctx, field)
+	case "suppression":
+		return ec.fieldContext_Finding_suppression(ctx, field)
+	case "location":
+		return ec.fieldContext_Finding_location(ctx, field)
+	case "evidence":
+		return ec.fieldContext_Finding_evidence(ctx, field)
+	case "path":
+		return ec.fieldContext_Finding_path(ctx, field)
+	case "revision":
+		return ec.fieldContext_Finding_revision(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Finding", field.Name)
+}
+
+func (ec *executionContext) childFields_FindingConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_FindingConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_FindingConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_FindingConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_FindingConnection_totalCount(ctx, field)
+	case "revision":
+		return ec.fieldContext_FindingConnection_revision(ctx, field)
+	case "summary":
+		return ec.fieldContext_FindingConnection_summary(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FindingConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_FindingEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_FindingEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_FindingEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FindingEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_FindingsDelta(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "new":
+		return ec.fieldContext_FindingsDelta_new(ctx, field)
+	case "resolved":
+		return ec.fieldContext_FindingsDelta_resolved(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FindingsDelta", field.Name)
+}
+
+func (ec *executionContext) childFields_FindingsSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_FindingsSummary_total(ctx, field)
+	case "risky":
+		return ec.fieldContext_FindingsSummary_risky(ctx, field)
+	case "expected":
+		return ec.fieldContext_FindingsSummary_expected(ctx, field)
+	case "suppressed":
+		return ec.fieldContext_FindingsSummary_suppressed(ctx, field)
+	case "bySeverity":
+		return ec.fieldContext_FindingsSummary_bySeverity(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FindingsSummary", field.Name)
+}
+
+func (ec *executionContext) childFields_GradedSeverity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "when":
+		return ec.fieldContext_GradedSeverity_when(ctx, field)
+	case "severity":
+		return ec.fieldContext_GradedSeverity_severity(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GradedSeverity", field.Name)
 }
 
 func (ec *executionContext) childFields_GrantDelta(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3182,6 +4198,18 @@ func (ec *executionContext) childFields_ObjectMeta(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type ObjectMeta", field.Name)
 }
 
+func (ec *executionContext) childFields_ObjectRef(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_ObjectRef_kind(ctx, field)
+	case "namespace":
+		return ec.fieldContext_ObjectRef_namespace(ctx, field)
+	case "name":
+		return ec.fieldContext_ObjectRef_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ObjectRef", field.Name)
+}
+
 func (ec *executionContext) childFields_OwnerRef(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "kind":
@@ -3190,6 +4218,22 @@ func (ec *executionContext) childFields_OwnerRef(ctx context.Context, field grap
 		return ec.fieldContext_OwnerRef_name(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OwnerRef", field.Name)
+}
+
+func (ec *executionContext) childFields_Pack(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_Pack_name(ctx, field)
+	case "title":
+		return ec.fieldContext_Pack_title(ctx, field)
+	case "description":
+		return ec.fieldContext_Pack_description(ctx, field)
+	case "source":
+		return ec.fieldContext_Pack_source(ctx, field)
+	case "rules":
+		return ec.fieldContext_Pack_rules(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Pack", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3348,6 +4392,38 @@ func (ec *executionContext) childFields_RevisionInfo(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type RevisionInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_RiskRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_RiskRule_id(ctx, field)
+	case "pack":
+		return ec.fieldContext_RiskRule_pack(ctx, field)
+	case "title":
+		return ec.fieldContext_RiskRule_title(ctx, field)
+	case "severity":
+		return ec.fieldContext_RiskRule_severity(ctx, field)
+	case "severities":
+		return ec.fieldContext_RiskRule_severities(ctx, field)
+	case "description":
+		return ec.fieldContext_RiskRule_description(ctx, field)
+	case "remediation":
+		return ec.fieldContext_RiskRule_remediation(ctx, field)
+	case "references":
+		return ec.fieldContext_RiskRule_references(ctx, field)
+	case "target":
+		return ec.fieldContext_RiskRule_target(ctx, field)
+	case "match":
+		return ec.fieldContext_RiskRule_match(ctx, field)
+	case "check":
+		return ec.fieldContext_RiskRule_check(ctx, field)
+	case "requires":
+		return ec.fieldContext_RiskRule_requires(ctx, field)
+	case "source":
+		return ec.fieldContext_RiskRule_source(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskRule", field.Name)
+}
+
 func (ec *executionContext) childFields_RoleRef(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "kind":
@@ -3378,6 +4454,18 @@ func (ec *executionContext) childFields_Rule(ctx context.Context, field graphql.
 		return ec.fieldContext_Rule_text(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Rule", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleReferences(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cis":
+		return ec.fieldContext_RuleReferences_cis(ctx, field)
+	case "mitre":
+		return ec.fieldContext_RuleReferences_mitre(ctx, field)
+	case "urls":
+		return ec.fieldContext_RuleReferences_urls(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleReferences", field.Name)
 }
 
 func (ec *executionContext) childFields_SearchConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3464,6 +4552,42 @@ func (ec *executionContext) childFields_ServiceAccount(ctx context.Context, fiel
 		return ec.fieldContext_ServiceAccount_can(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServiceAccount", field.Name)
+}
+
+func (ec *executionContext) childFields_SeverityCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "severity":
+		return ec.fieldContext_SeverityCount_severity(ctx, field)
+	case "count":
+		return ec.fieldContext_SeverityCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SeverityCount", field.Name)
+}
+
+func (ec *executionContext) childFields_Suppression(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Suppression_id(ctx, field)
+	case "rule":
+		return ec.fieldContext_Suppression_rule(ctx, field)
+	case "subject":
+		return ec.fieldContext_Suppression_subject(ctx, field)
+	case "namespace":
+		return ec.fieldContext_Suppression_namespace(ctx, field)
+	case "object":
+		return ec.fieldContext_Suppression_object(ctx, field)
+	case "owner":
+		return ec.fieldContext_Suppression_owner(ctx, field)
+	case "reason":
+		return ec.fieldContext_Suppression_reason(ctx, field)
+	case "expires":
+		return ec.fieldContext_Suppression_expires(ctx, field)
+	case "expired":
+		return ec.fieldContext_Suppression_expired(ctx, field)
+	case "source":
+		return ec.fieldContext_Suppression_source(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Suppression", field.Name)
 }
 
 func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3690,6 +4814,20 @@ func (ec *executionContext) field_ClusterRole_bindings_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Diff_findings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) ([]FindingStatus, error) {
+			return ec.unmarshalOFindingStatus2ᚕgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatusᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Diff_objects_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3822,6 +4960,34 @@ func (ec *executionContext) field_Group_permissions_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_addSuppression_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SuppressionInput, error) {
+			return ec.unmarshalNSuppressionInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppressionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeSuppression_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Namespace_objects_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3863,6 +5029,44 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_attackPaths_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subject",
+		func(ctx context.Context, v any) (SubjectInput, error) {
+			return ec.unmarshalNSubjectInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["subject"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "target",
+		func(ctx context.Context, v any) (*AttackTargetInput, error) {
+			return ec.unmarshalOAttackTargetInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackTargetInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["target"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "k",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["k"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "at",
+		func(ctx context.Context, v any) (*graph.Revision, error) {
+			return ec.unmarshalORevision2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg3
 	return args, nil
 }
 
@@ -3999,6 +5203,84 @@ func (ec *executionContext) field_Query_effectivePermissions_args(ctx context.Co
 		return nil, err
 	}
 	args["after"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_findings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "at",
+		func(ctx context.Context, v any) (*graph.Revision, error) {
+			return ec.unmarshalORevision2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "pack",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["pack"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "rule",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["rule"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "severity",
+		func(ctx context.Context, v any) (*Severity, error) {
+			return ec.unmarshalOSeverity2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["severity"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) ([]FindingStatus, error) {
+			return ec.unmarshalOFindingStatus2ᚕgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatusᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "subject",
+		func(ctx context.Context, v any) (*SubjectInput, error) {
+			return ec.unmarshalOSubjectInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["subject"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "namespace",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["namespace"] = arg6
+	arg7, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg7
+	arg8, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg8
 	return args, nil
 }
 
@@ -4187,6 +5469,20 @@ func (ec *executionContext) field_Query_revisions_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_rules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pack",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["pack"] = arg0
 	return args, nil
 }
 
@@ -4590,6 +5886,487 @@ func (ec *executionContext) _Actor_groups(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Actor_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AttackGrant_binding(ctx context.Context, field graphql.CollectedField, obj *AttackGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackGrant_binding(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Binding(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v BindingNode) graphql.Marshaler {
+			return ec.marshalOBindingNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐBindingNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackGrant_binding(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackGrant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackGrant_role(ctx context.Context, field graphql.CollectedField, obj *AttackGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackGrant_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v RoleNode) graphql.Marshaler {
+			return ec.marshalORoleNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRoleNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackGrant_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackGrant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackGrant_rule(ctx context.Context, field graphql.CollectedField, obj *AttackGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackGrant_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rule(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Rule) graphql.Marshaler {
+			return ec.marshalORule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRule(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackGrant_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackGrant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Rule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackGrant_text(ctx context.Context, field graphql.CollectedField, obj *AttackGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackGrant_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackGrant_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackGrant", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AttackHop_from(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackHop",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackHop_fromRef(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_fromRef(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FromRef(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalNObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_fromRef(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackHop",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackHop_to(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackHop",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackHop_toRef(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_toRef(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ToRef(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalNObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_toRef(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackHop",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackHop_edge(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_edge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edge(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_edge(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackHop", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AttackHop_namespace(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackHop", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AttackHop_technique(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_technique(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Technique(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_technique(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackHop", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AttackHop_evidence(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_evidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Evidence(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*GrantPath) graphql.Marshaler {
+			return ec.marshalNGrantPath2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGrantPathᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_evidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackHop",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GrantPath(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackHop_partialEvidence(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_partialEvidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PartialEvidence(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AttackGrant) graphql.Marshaler {
+			return ec.marshalNAttackGrant2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackGrantᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_partialEvidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackHop",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AttackGrant(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackHop_note(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackHop", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AttackHop_potential(ctx context.Context, field graphql.CollectedField, obj *AttackHop) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackHop_potential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Potential(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackHop_potential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackHop", field, true, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _AttackPath_hops(ctx context.Context, field graphql.CollectedField, obj *AttackPath) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackPath_hops(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hops(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AttackHop) graphql.Marshaler {
+			return ec.marshalNAttackHop2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHopᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackPath_hops(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AttackPath",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AttackHop(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AttackPath_text(ctx context.Context, field graphql.CollectedField, obj *AttackPath) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttackPath_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttackPath_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttackPath", field, true, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _BindingConnection_edges(ctx context.Context, field graphql.CollectedField, obj *BindingConnection) (ret graphql.Marshaler) {
@@ -6396,6 +8173,50 @@ func (ec *executionContext) fieldContext_Diff_subjects(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Diff_findings(ctx context.Context, field graphql.CollectedField, obj *Diff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diff_findings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return obj.Findings(ctx, fc.Args["status"].([]FindingStatus))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FindingsDelta) graphql.Marshaler {
+			return ec.marshalNFindingsDelta2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsDelta(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diff_findings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Diff",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FindingsDelta(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Diff_findings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Edge_from(ctx context.Context, field graphql.CollectedField, obj *Edge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6463,6 +8284,1166 @@ func (ec *executionContext) _Edge_type(ctx context.Context, field graphql.Collec
 }
 func (ec *executionContext) fieldContext_Edge_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Edge", field, false, false, errors.New("field of type EdgeType does not have child fields"))
+}
+
+func (ec *executionContext) _Evidence_text(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Evidence", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Evidence_grant(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_grant(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Grant(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *GrantPath) graphql.Marshaler {
+			return ec.marshalOGrantPath2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGrantPath(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_grant(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Evidence",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GrantPath(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Evidence_namespace(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Evidence", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Evidence_object(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_object(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Object(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_object(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Evidence",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Evidence_objectRef(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_objectRef(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObjectRef(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalOObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_objectRef(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Evidence",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Evidence_expected(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_expected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expected(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_expected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Evidence", field, true, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Evidence_reason(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Evidence", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Evidence_location(ctx context.Context, field graphql.CollectedField, obj *Evidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Evidence_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Location(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Evidence_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Evidence", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_fingerprint(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_fingerprint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fingerprint(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_fingerprint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_rule(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rule(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RiskRule) graphql.Marshaler {
+			return ec.marshalNRiskRule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRiskRule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_pack(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_pack(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pack(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_pack(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_severity(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_severity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Severity(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Severity) graphql.Marshaler {
+			return ec.marshalNSeverity2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type Severity does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_status(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v FindingStatus) graphql.Marshaler {
+			return ec.marshalNFindingStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type FindingStatus does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_title(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_message(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_subject(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subject(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v SubjectNode) graphql.Marshaler {
+			return ec.marshalOSubjectNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_subjectRef(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_subjectRef(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SubjectRef(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalOObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_subjectRef(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_object(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_object(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Object(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_object(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_objectRef(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_objectRef(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObjectRef(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalOObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_objectRef(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_namespace(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_reason(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_suppression(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_suppression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Suppression(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Suppression) graphql.Marshaler {
+			return ec.marshalOSuppression2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_suppression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Suppression(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_location(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Location(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Finding_evidence(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_evidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Evidence(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Evidence) graphql.Marshaler {
+			return ec.marshalNEvidence2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐEvidenceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_evidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Evidence(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_path(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_path(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Path(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AttackHop) graphql.Marshaler {
+			return ec.marshalOAttackHop2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHopᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Finding",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AttackHop(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Finding_revision(ctx context.Context, field graphql.CollectedField, obj *Finding) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Finding_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Finding_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Finding", field, true, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _FindingConnection_edges(ctx context.Context, field graphql.CollectedField, obj *FindingConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*FindingEdge) graphql.Marshaler {
+			return ec.marshalNFindingEdge2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FindingEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *FindingConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Finding) graphql.Marshaler {
+			return ec.marshalNFinding2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Finding(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *FindingConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *FindingConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingConnection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingConnection_revision(ctx context.Context, field graphql.CollectedField, obj *FindingConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingConnection_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingConnection_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingConnection", field, false, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _FindingConnection_summary(ctx context.Context, field graphql.CollectedField, obj *FindingConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingConnection_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FindingsSummary) graphql.Marshaler {
+			return ec.marshalNFindingsSummary2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingConnection_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FindingsSummary(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *FindingEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _FindingEdge_node(ctx context.Context, field graphql.CollectedField, obj *FindingEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Finding) graphql.Marshaler {
+			return ec.marshalNFinding2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFinding(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Finding(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingsDelta_new(ctx context.Context, field graphql.CollectedField, obj *FindingsDelta) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsDelta_new(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.New, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Finding) graphql.Marshaler {
+			return ec.marshalNFinding2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsDelta_new(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingsDelta",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Finding(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingsDelta_resolved(ctx context.Context, field graphql.CollectedField, obj *FindingsDelta) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsDelta_resolved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resolved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Finding) graphql.Marshaler {
+			return ec.marshalNFinding2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsDelta_resolved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingsDelta",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Finding(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingsSummary_total(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsSummary_risky(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_risky(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Risky, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_risky(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsSummary_expected(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_expected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_expected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsSummary_suppressed(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_suppressed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Suppressed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_suppressed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsSummary_bySeverity(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_bySeverity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BySeverity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*SeverityCount) graphql.Marshaler {
+			return ec.marshalNSeverityCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverityCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_bySeverity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingsSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SeverityCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GradedSeverity_when(ctx context.Context, field graphql.CollectedField, obj *GradedSeverity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GradedSeverity_when(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.When, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GradedSeverity_when(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GradedSeverity", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _GradedSeverity_severity(ctx context.Context, field graphql.CollectedField, obj *GradedSeverity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GradedSeverity_severity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Severity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Severity) graphql.Marshaler {
+			return ec.marshalNSeverity2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GradedSeverity_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GradedSeverity", field, false, false, errors.New("field of type Severity does not have child fields"))
 }
 
 func (ec *executionContext) _GrantDelta_subject(ctx context.Context, field graphql.CollectedField, obj *GrantDelta) (ret graphql.Marshaler) {
@@ -7476,6 +10457,94 @@ func (ec *executionContext) fieldContext_Mutation_reload(_ context.Context, fiel
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ReloadResult(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addSuppression(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addSuppression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddSuppression(ctx, fc.Args["input"].(SuppressionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Suppression) graphql.Marshaler {
+			return ec.marshalNSuppression2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addSuppression(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Suppression(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addSuppression_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeSuppression(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeSuppression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveSuppression(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeSuppression(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeSuppression_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -8556,6 +11625,75 @@ func (ec *executionContext) fieldContext_ObjectMeta_origin(_ context.Context, fi
 	return graphql.NewScalarFieldContext("ObjectMeta", field, true, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _ObjectRef_kind(ctx context.Context, field graphql.CollectedField, obj *ObjectRef) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ObjectRef_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ObjectRef_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ObjectRef", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ObjectRef_namespace(ctx context.Context, field graphql.CollectedField, obj *ObjectRef) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ObjectRef_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ObjectRef_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ObjectRef", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ObjectRef_name(ctx context.Context, field graphql.CollectedField, obj *ObjectRef) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ObjectRef_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ObjectRef_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ObjectRef", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _OwnerRef_kind(ctx context.Context, field graphql.CollectedField, obj *OwnerRef) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8600,6 +11738,130 @@ func (ec *executionContext) _OwnerRef_name(ctx context.Context, field graphql.Co
 }
 func (ec *executionContext) fieldContext_OwnerRef_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OwnerRef", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Pack_name(ctx context.Context, field graphql.CollectedField, obj *Pack) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Pack_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Pack_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Pack", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Pack_title(ctx context.Context, field graphql.CollectedField, obj *Pack) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Pack_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Pack_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Pack", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Pack_description(ctx context.Context, field graphql.CollectedField, obj *Pack) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Pack_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Pack_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Pack", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Pack_source(ctx context.Context, field graphql.CollectedField, obj *Pack) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Pack_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Pack_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Pack", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Pack_rules(ctx context.Context, field graphql.CollectedField, obj *Pack) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Pack_rules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rules(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*RiskRule) graphql.Marshaler {
+			return ec.marshalNRiskRule2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRiskRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Pack_rules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Pack",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskRule(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
@@ -10068,6 +13330,202 @@ func (ec *executionContext) fieldContext_Query_diff(ctx context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_packs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_packs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Packs(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Pack) graphql.Marshaler {
+			return ec.marshalNPack2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPackᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_packs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Pack(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_rules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_rules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Rules(ctx, fc.Args["pack"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*RiskRule) graphql.Marshaler {
+			return ec.marshalNRiskRule2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRiskRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_rules(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskRule(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_rules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_findings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_findings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Findings(ctx, fc.Args["at"].(*graph.Revision), fc.Args["pack"].(*string), fc.Args["rule"].(*string), fc.Args["severity"].(*Severity), fc.Args["status"].([]FindingStatus), fc.Args["subject"].(*SubjectInput), fc.Args["namespace"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FindingConnection) graphql.Marshaler {
+			return ec.marshalNFindingConnection2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_findings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FindingConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_findings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_suppressions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_suppressions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Suppressions(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Suppression) graphql.Marshaler {
+			return ec.marshalNSuppression2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppressionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_suppressions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Suppression(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_attackPaths(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_attackPaths(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AttackPaths(ctx, fc.Args["subject"].(SubjectInput), fc.Args["target"].(*AttackTargetInput), fc.Args["k"].(*int), fc.Args["at"].(*graph.Revision))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AttackPath) graphql.Marshaler {
+			return ec.marshalNAttackPath2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackPathᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_attackPaths(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AttackPath(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_attackPaths_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10486,6 +13944,323 @@ func (ec *executionContext) fieldContext_RevisionInfo_summary(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RiskRule_id(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_pack(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_pack(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pack(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_pack(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_title(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_severity(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_severity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Severity(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Severity) graphql.Marshaler {
+			return ec.marshalNSeverity2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type Severity does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_severities(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_severities(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Severities(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*GradedSeverity) graphql.Marshaler {
+			return ec.marshalNGradedSeverity2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGradedSeverityᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_severities(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskRule",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GradedSeverity(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskRule_description(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_remediation(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_remediation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remediation(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_remediation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_references(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_references(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.References(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RuleReferences) graphql.Marshaler {
+			return ec.marshalNRuleReferences2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRuleReferences(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_references(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskRule",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleReferences(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskRule_target(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_match(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_match(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Match(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_match(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_check(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_check(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Check(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_check(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_requires(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_requires(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requires(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_requires(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskRule_source(ctx context.Context, field graphql.CollectedField, obj *RiskRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskRule_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskRule_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskRule", field, true, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Role_id(ctx context.Context, field graphql.CollectedField, obj *Role) (ret graphql.Marshaler) {
@@ -11310,6 +15085,75 @@ func (ec *executionContext) _Rule_text(ctx context.Context, field graphql.Collec
 }
 func (ec *executionContext) fieldContext_Rule_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Rule", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RuleReferences_cis(ctx context.Context, field graphql.CollectedField, obj *RuleReferences) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleReferences_cis(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cis, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleReferences_cis(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleReferences", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RuleReferences_mitre(ctx context.Context, field graphql.CollectedField, obj *RuleReferences) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleReferences_mitre(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mitre, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleReferences_mitre(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleReferences", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RuleReferences_urls(ctx context.Context, field graphql.CollectedField, obj *RuleReferences) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleReferences_urls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Urls, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleReferences_urls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleReferences", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _SearchConnection_edges(ctx context.Context, field graphql.CollectedField, obj *SearchConnection) (ret graphql.Marshaler) {
@@ -12406,6 +16250,52 @@ func (ec *executionContext) fieldContext_ServiceAccount_can(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _SeverityCount_severity(ctx context.Context, field graphql.CollectedField, obj *SeverityCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SeverityCount_severity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Severity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Severity) graphql.Marshaler {
+			return ec.marshalNSeverity2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SeverityCount_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SeverityCount", field, false, false, errors.New("field of type Severity does not have child fields"))
+}
+
+func (ec *executionContext) _SeverityCount_count(ctx context.Context, field graphql.CollectedField, obj *SeverityCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SeverityCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SeverityCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SeverityCount", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -12448,6 +16338,254 @@ func (ec *executionContext) fieldContext_Subscription_changes(ctx context.Contex
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Suppression_id(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_rule(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rule(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_subject(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subject(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalOObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Suppression",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Suppression_namespace(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_object(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_object(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Object(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalOObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_object(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Suppression",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Suppression_owner(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_owner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Owner(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_owner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_reason(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_expires(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_expires(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expires(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_expires(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_expired(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_expired(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expired(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_expired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Suppression_source(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suppression_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Suppression_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *User) (ret graphql.Marshaler) {
@@ -14337,6 +18475,101 @@ func (ec *executionContext) unmarshalInputActionInput(ctx context.Context, obj a
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputAttackTargetInput(ctx context.Context, obj any) (AttackTargetInput, error) {
+	var it AttackTargetInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "namespace", "name", "subjectKind"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNAttackTargetKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackTargetKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "namespace":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("namespace"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Namespace = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "subjectKind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subjectKind"))
+			data, err := ec.unmarshalOSubjectKind2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SubjectKind = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputObjectRefInput(ctx context.Context, obj any) (ObjectRefInput, error) {
+	var it ObjectRefInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "name", "namespace"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "namespace":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("namespace"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Namespace = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputSubjectInput(ctx context.Context, obj any) (SubjectInput, error) {
 	var it SubjectInput
 	if obj == nil {
@@ -14390,6 +18623,129 @@ func (ec *executionContext) unmarshalInputSubjectInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.Cluster = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputSubjectRefInput(ctx context.Context, obj any) (SubjectRefInput, error) {
+	var it SubjectRefInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "name", "namespace"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNSubjectKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "namespace":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("namespace"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Namespace = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputSuppressionInput(ctx context.Context, obj any) (SuppressionInput, error) {
+	var it SuppressionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "rule", "subject", "namespace", "object", "owner", "reason", "expires"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "rule":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rule"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rule = data
+		case "subject":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subject"))
+			data, err := ec.unmarshalOSubjectRefInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectRefInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Subject = data
+		case "namespace":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("namespace"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Namespace = data
+		case "object":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("object"))
+			data, err := ec.unmarshalOObjectRefInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRefInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Object = data
+		case "owner":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("owner"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Owner = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "expires":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expires"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Expires = data
 		}
 	}
 	return it, nil
@@ -14601,6 +18957,190 @@ func (ec *executionContext) _Actor(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "groups":
 			out.Values[i] = ec._Actor_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var attackGrantImplementors = []string{"AttackGrant"}
+
+func (ec *executionContext) _AttackGrant(ctx context.Context, sel ast.SelectionSet, obj *AttackGrant) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, attackGrantImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AttackGrant")
+		case "binding":
+			out.Values[i] = ec._AttackGrant_binding(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "role":
+			out.Values[i] = ec._AttackGrant_role(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "rule":
+			out.Values[i] = ec._AttackGrant_rule(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._AttackGrant_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var attackHopImplementors = []string{"AttackHop"}
+
+func (ec *executionContext) _AttackHop(ctx context.Context, sel ast.SelectionSet, obj *AttackHop) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, attackHopImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AttackHop")
+		case "from":
+			out.Values[i] = ec._AttackHop_from(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "fromRef":
+			out.Values[i] = ec._AttackHop_fromRef(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._AttackHop_to(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "toRef":
+			out.Values[i] = ec._AttackHop_toRef(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "edge":
+			out.Values[i] = ec._AttackHop_edge(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._AttackHop_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "technique":
+			out.Values[i] = ec._AttackHop_technique(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "evidence":
+			out.Values[i] = ec._AttackHop_evidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "partialEvidence":
+			out.Values[i] = ec._AttackHop_partialEvidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "note":
+			out.Values[i] = ec._AttackHop_note(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "potential":
+			out.Values[i] = ec._AttackHop_potential(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var attackPathImplementors = []string{"AttackPath"}
+
+func (ec *executionContext) _AttackPath(ctx context.Context, sel ast.SelectionSet, obj *AttackPath) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, attackPathImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AttackPath")
+		case "hops":
+			out.Values[i] = ec._AttackPath_hops(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._AttackPath_text(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -15275,23 +19815,61 @@ func (ec *executionContext) _Diff(ctx context.Context, sel ast.SelectionSet, obj
 		case "from":
 			out.Values[i] = ec._Diff_from(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "to":
 			out.Values[i] = ec._Diff_to(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "objects":
 			out.Values[i] = ec._Diff_objects(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "subjects":
 			out.Values[i] = ec._Diff_subjects(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "findings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Diff_findings(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15337,6 +19915,485 @@ func (ec *executionContext) _Edge(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "type":
 			out.Values[i] = ec._Edge_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var evidenceImplementors = []string{"Evidence"}
+
+func (ec *executionContext) _Evidence(ctx context.Context, sel ast.SelectionSet, obj *Evidence) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, evidenceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Evidence")
+		case "text":
+			out.Values[i] = ec._Evidence_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grant":
+			out.Values[i] = ec._Evidence_grant(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._Evidence_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "object":
+			out.Values[i] = ec._Evidence_object(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "objectRef":
+			out.Values[i] = ec._Evidence_objectRef(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expected":
+			out.Values[i] = ec._Evidence_expected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Evidence_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "location":
+			out.Values[i] = ec._Evidence_location(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var findingImplementors = []string{"Finding"}
+
+func (ec *executionContext) _Finding(ctx context.Context, sel ast.SelectionSet, obj *Finding) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, findingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Finding")
+		case "fingerprint":
+			out.Values[i] = ec._Finding_fingerprint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rule":
+			out.Values[i] = ec._Finding_rule(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pack":
+			out.Values[i] = ec._Finding_pack(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "severity":
+			out.Values[i] = ec._Finding_severity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Finding_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "title":
+			out.Values[i] = ec._Finding_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "message":
+			out.Values[i] = ec._Finding_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subject":
+			out.Values[i] = ec._Finding_subject(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subjectRef":
+			out.Values[i] = ec._Finding_subjectRef(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "object":
+			out.Values[i] = ec._Finding_object(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "objectRef":
+			out.Values[i] = ec._Finding_objectRef(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "namespace":
+			out.Values[i] = ec._Finding_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._Finding_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "suppression":
+			out.Values[i] = ec._Finding_suppression(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "location":
+			out.Values[i] = ec._Finding_location(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "evidence":
+			out.Values[i] = ec._Finding_evidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "path":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Finding_path(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "revision":
+			out.Values[i] = ec._Finding_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var findingConnectionImplementors = []string{"FindingConnection"}
+
+func (ec *executionContext) _FindingConnection(ctx context.Context, sel ast.SelectionSet, obj *FindingConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, findingConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FindingConnection")
+		case "edges":
+			out.Values[i] = ec._FindingConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._FindingConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._FindingConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._FindingConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revision":
+			out.Values[i] = ec._FindingConnection_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "summary":
+			out.Values[i] = ec._FindingConnection_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var findingEdgeImplementors = []string{"FindingEdge"}
+
+func (ec *executionContext) _FindingEdge(ctx context.Context, sel ast.SelectionSet, obj *FindingEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, findingEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FindingEdge")
+		case "cursor":
+			out.Values[i] = ec._FindingEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._FindingEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var findingsDeltaImplementors = []string{"FindingsDelta"}
+
+func (ec *executionContext) _FindingsDelta(ctx context.Context, sel ast.SelectionSet, obj *FindingsDelta) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, findingsDeltaImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FindingsDelta")
+		case "new":
+			out.Values[i] = ec._FindingsDelta_new(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resolved":
+			out.Values[i] = ec._FindingsDelta_resolved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var findingsSummaryImplementors = []string{"FindingsSummary"}
+
+func (ec *executionContext) _FindingsSummary(ctx context.Context, sel ast.SelectionSet, obj *FindingsSummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, findingsSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FindingsSummary")
+		case "total":
+			out.Values[i] = ec._FindingsSummary_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "risky":
+			out.Values[i] = ec._FindingsSummary_risky(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expected":
+			out.Values[i] = ec._FindingsSummary_expected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "suppressed":
+			out.Values[i] = ec._FindingsSummary_suppressed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bySeverity":
+			out.Values[i] = ec._FindingsSummary_bySeverity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var gradedSeverityImplementors = []string{"GradedSeverity"}
+
+func (ec *executionContext) _GradedSeverity(ctx context.Context, sel ast.SelectionSet, obj *GradedSeverity) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, gradedSeverityImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GradedSeverity")
+		case "when":
+			out.Values[i] = ec._GradedSeverity_when(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "severity":
+			out.Values[i] = ec._GradedSeverity_severity(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -15888,6 +20945,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "addSuppression":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addSuppression(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeSuppression":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeSuppression(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -16373,6 +21444,54 @@ func (ec *executionContext) _ObjectMeta(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var objectRefImplementors = []string{"ObjectRef"}
+
+func (ec *executionContext) _ObjectRef(ctx context.Context, sel ast.SelectionSet, obj *ObjectRef) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, objectRefImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ObjectRef")
+		case "kind":
+			out.Values[i] = ec._ObjectRef_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._ObjectRef_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ObjectRef_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var ownerRefImplementors = []string{"OwnerRef"}
 
 func (ec *executionContext) _OwnerRef(ctx context.Context, sel ast.SelectionSet, obj *OwnerRef) graphql.Marshaler {
@@ -16392,6 +21511,64 @@ func (ec *executionContext) _OwnerRef(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "name":
 			out.Values[i] = ec._OwnerRef_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var packImplementors = []string{"Pack"}
+
+func (ec *executionContext) _Pack(ctx context.Context, sel ast.SelectionSet, obj *Pack) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, packImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Pack")
+		case "name":
+			out.Values[i] = ec._Pack_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "title":
+			out.Values[i] = ec._Pack_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._Pack_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._Pack_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rules":
+			out.Values[i] = ec._Pack_rules(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -17135,6 +22312,116 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "packs":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_packs(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "rules":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_rules(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "findings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_findings(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "suppressions":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_suppressions(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "attackPaths":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_attackPaths(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -17343,6 +22630,104 @@ func (ec *executionContext) _RevisionInfo(ctx context.Context, sel ast.Selection
 			}
 		case "summary":
 			out.Values[i] = ec._RevisionInfo_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var riskRuleImplementors = []string{"RiskRule"}
+
+func (ec *executionContext) _RiskRule(ctx context.Context, sel ast.SelectionSet, obj *RiskRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskRule")
+		case "id":
+			out.Values[i] = ec._RiskRule_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pack":
+			out.Values[i] = ec._RiskRule_pack(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "title":
+			out.Values[i] = ec._RiskRule_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "severity":
+			out.Values[i] = ec._RiskRule_severity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "severities":
+			out.Values[i] = ec._RiskRule_severities(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._RiskRule_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remediation":
+			out.Values[i] = ec._RiskRule_remediation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "references":
+			out.Values[i] = ec._RiskRule_references(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "target":
+			out.Values[i] = ec._RiskRule_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "match":
+			out.Values[i] = ec._RiskRule_match(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "check":
+			out.Values[i] = ec._RiskRule_check(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "requires":
+			out.Values[i] = ec._RiskRule_requires(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._RiskRule_source(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -17630,6 +23015,54 @@ func (ec *executionContext) _Rule(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "text":
 			out.Values[i] = ec._Rule_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var ruleReferencesImplementors = []string{"RuleReferences"}
+
+func (ec *executionContext) _RuleReferences(ctx context.Context, sel ast.SelectionSet, obj *RuleReferences) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleReferencesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleReferences")
+		case "cis":
+			out.Values[i] = ec._RuleReferences_cis(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mitre":
+			out.Values[i] = ec._RuleReferences_mitre(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "urls":
+			out.Values[i] = ec._RuleReferences_urls(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -18085,6 +23518,49 @@ func (ec *executionContext) _ServiceAccount(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var severityCountImplementors = []string{"SeverityCount"}
+
+func (ec *executionContext) _SeverityCount(ctx context.Context, sel ast.SelectionSet, obj *SeverityCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, severityCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SeverityCount")
+		case "severity":
+			out.Values[i] = ec._SeverityCount_severity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._SeverityCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -18103,6 +23579,89 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var suppressionImplementors = []string{"Suppression"}
+
+func (ec *executionContext) _Suppression(ctx context.Context, sel ast.SelectionSet, obj *Suppression) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, suppressionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Suppression")
+		case "id":
+			out.Values[i] = ec._Suppression_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rule":
+			out.Values[i] = ec._Suppression_rule(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subject":
+			out.Values[i] = ec._Suppression_subject(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._Suppression_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "object":
+			out.Values[i] = ec._Suppression_object(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "owner":
+			out.Values[i] = ec._Suppression_owner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Suppression_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expires":
+			out.Values[i] = ec._Suppression_expires(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expired":
+			out.Values[i] = ec._Suppression_expired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._Suppression_source(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
 }
 
 var userImplementors = []string{"User", "Node", "SubjectNode"}
@@ -18878,6 +24437,94 @@ func (ec *executionContext) unmarshalNActionInput2githubᚗcomᚋkiemᚑioᚋkie
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNAttackGrant2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackGrantᚄ(ctx context.Context, sel ast.SelectionSet, v []*AttackGrant) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAttackGrant2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackGrant(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAttackGrant2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackGrant(ctx context.Context, sel ast.SelectionSet, v *AttackGrant) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AttackGrant(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAttackHop2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHopᚄ(ctx context.Context, sel ast.SelectionSet, v []*AttackHop) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAttackHop2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHop(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAttackHop2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHop(ctx context.Context, sel ast.SelectionSet, v *AttackHop) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AttackHop(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAttackPath2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackPathᚄ(ctx context.Context, sel ast.SelectionSet, v []*AttackPath) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAttackPath2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackPath(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAttackPath2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackPath(ctx context.Context, sel ast.SelectionSet, v *AttackPath) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AttackPath(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAttackTargetKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackTargetKind(ctx context.Context, v any) (AttackTargetKind, error) {
+	var res AttackTargetKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAttackTargetKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackTargetKind(ctx context.Context, sel ast.SelectionSet, v AttackTargetKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNBindingConnection2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐBindingConnection(ctx context.Context, sel ast.SelectionSet, v *BindingConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -19146,6 +24793,154 @@ func (ec *executionContext) unmarshalNEdgeType2githubᚗcomᚋkiemᚑioᚋkiem�
 
 func (ec *executionContext) marshalNEdgeType2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐEdgeType(ctx context.Context, sel ast.SelectionSet, v EdgeType) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNEvidence2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐEvidenceᚄ(ctx context.Context, sel ast.SelectionSet, v []*Evidence) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEvidence2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐEvidence(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEvidence2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐEvidence(ctx context.Context, sel ast.SelectionSet, v *Evidence) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Evidence(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFinding2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingᚄ(ctx context.Context, sel ast.SelectionSet, v []*Finding) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFinding2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFinding(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFinding2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFinding(ctx context.Context, sel ast.SelectionSet, v *Finding) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Finding(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFindingConnection2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingConnection(ctx context.Context, sel ast.SelectionSet, v FindingConnection) graphql.Marshaler {
+	return ec._FindingConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNFindingConnection2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingConnection(ctx context.Context, sel ast.SelectionSet, v *FindingConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FindingConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFindingEdge2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*FindingEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFindingEdge2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFindingEdge2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingEdge(ctx context.Context, sel ast.SelectionSet, v *FindingEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FindingEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFindingStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatus(ctx context.Context, v any) (FindingStatus, error) {
+	var res FindingStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFindingStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatus(ctx context.Context, sel ast.SelectionSet, v FindingStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNFindingsDelta2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsDelta(ctx context.Context, sel ast.SelectionSet, v *FindingsDelta) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FindingsDelta(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFindingsSummary2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsSummary(ctx context.Context, sel ast.SelectionSet, v *FindingsSummary) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FindingsSummary(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGradedSeverity2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGradedSeverityᚄ(ctx context.Context, sel ast.SelectionSet, v []*GradedSeverity) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNGradedSeverity2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGradedSeverity(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNGradedSeverity2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGradedSeverity(ctx context.Context, sel ast.SelectionSet, v *GradedSeverity) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._GradedSeverity(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNGrantDelta2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGrantDeltaᚄ(ctx context.Context, sel ast.SelectionSet, v []*GrantDelta) graphql.Marshaler {
@@ -19538,6 +25333,42 @@ func (ec *executionContext) marshalNObjectMeta2ᚖgithubᚗcomᚋkiemᚑioᚋkie
 	return ec._ObjectMeta(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx context.Context, sel ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ObjectRef(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPack2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPackᚄ(ctx context.Context, sel ast.SelectionSet, v []*Pack) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPack2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPack(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPack2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPack(ctx context.Context, sel ast.SelectionSet, v *Pack) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Pack(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *PageInfo) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -19776,6 +25607,32 @@ func (ec *executionContext) marshalNRevisionInfo2ᚖgithubᚗcomᚋkiemᚑioᚋk
 	return ec._RevisionInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRiskRule2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRiskRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*RiskRule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRiskRule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRiskRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRiskRule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRiskRule(ctx context.Context, sel ast.SelectionSet, v *RiskRule) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RiskRule(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNRoleNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRoleNode(ctx context.Context, sel ast.SelectionSet, v RoleNode) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -19820,6 +25677,16 @@ func (ec *executionContext) marshalNRule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgq
 		return graphql.Null
 	}
 	return ec._Rule(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRuleReferences2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRuleReferences(ctx context.Context, sel ast.SelectionSet, v *RuleReferences) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RuleReferences(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSearchConnection2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSearchConnection(ctx context.Context, sel ast.SelectionSet, v SearchConnection) graphql.Marshaler {
@@ -19884,6 +25751,42 @@ func (ec *executionContext) marshalNServiceAccount2ᚖgithubᚗcomᚋkiemᚑio�
 		return graphql.Null
 	}
 	return ec._ServiceAccount(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSeverity2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx context.Context, v any) (Severity, error) {
+	var res Severity
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSeverity2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx context.Context, sel ast.SelectionSet, v Severity) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNSeverityCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverityCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*SeverityCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSeverityCount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverityCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSeverityCount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverityCount(ctx context.Context, sel ast.SelectionSet, v *SeverityCount) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SeverityCount(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -19954,6 +25857,41 @@ func (ec *executionContext) marshalNSubjectNode2githubᚗcomᚋkiemᚑioᚋkiem�
 		return graphql.Null
 	}
 	return ec._SubjectNode(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSuppression2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx context.Context, sel ast.SelectionSet, v Suppression) graphql.Marshaler {
+	return ec._Suppression(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSuppression2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppressionᚄ(ctx context.Context, sel ast.SelectionSet, v []*Suppression) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSuppression2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSuppression2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx context.Context, sel ast.SelectionSet, v *Suppression) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Suppression(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSuppressionInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppressionInput(ctx context.Context, v any) (SuppressionInput, error) {
+	res, err := ec.unmarshalInputSuppressionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -20221,6 +26159,40 @@ func (ec *executionContext) marshalOActor2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋg
 	return ec._Actor(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAttackHop2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHopᚄ(ctx context.Context, sel ast.SelectionSet, v []*AttackHop) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAttackHop2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackHop(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOAttackTargetInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackTargetInput(ctx context.Context, v any) (*AttackTargetInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAttackTargetInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBindingNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐBindingNode(ctx context.Context, sel ast.SelectionSet, v BindingNode) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._BindingNode(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -20263,6 +26235,67 @@ func (ec *executionContext) marshalOClusterRole2ᚖgithubᚗcomᚋkiemᚑioᚋki
 		return graphql.Null
 	}
 	return ec._ClusterRole(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOFindingStatus2ᚕgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatusᚄ(ctx context.Context, v any) ([]FindingStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]FindingStatus, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNFindingStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOFindingStatus2ᚕgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []FindingStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFindingStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOGrantPath2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGrantPath(ctx context.Context, sel ast.SelectionSet, v *GrantPath) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GrantPath(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
@@ -20374,6 +26407,21 @@ func (ec *executionContext) marshalOObjectMeta2ᚖgithubᚗcomᚋkiemᚑioᚋkie
 	return ec._ObjectMeta(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx context.Context, sel ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ObjectRef(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOObjectRefInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRefInput(ctx context.Context, v any) (*ObjectRefInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputObjectRefInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOOwnerRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐOwnerRef(ctx context.Context, sel ast.SelectionSet, v *OwnerRef) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -20413,11 +26461,34 @@ func (ec *executionContext) marshalORoleNode2githubᚗcomᚋkiemᚑioᚋkiemᚋg
 	return ec._RoleNode(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalORule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRule(ctx context.Context, sel ast.SelectionSet, v *Rule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Rule(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOServiceAccount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐServiceAccount(ctx context.Context, sel ast.SelectionSet, v *ServiceAccount) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._ServiceAccount(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOSeverity2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx context.Context, v any) (*Severity, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(Severity)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSeverity2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverity(ctx context.Context, sel ast.SelectionSet, v *Severity) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
@@ -20473,11 +26544,50 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) unmarshalOSubjectInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectInput(ctx context.Context, v any) (*SubjectInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSubjectInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOSubjectKind2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectKind(ctx context.Context, v any) (*SubjectKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(SubjectKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSubjectKind2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectKind(ctx context.Context, sel ast.SelectionSet, v *SubjectKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalOSubjectNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectNode(ctx context.Context, sel ast.SelectionSet, v SubjectNode) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._SubjectNode(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOSubjectRefInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectRefInput(ctx context.Context, v any) (*SubjectRefInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSubjectRefInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSuppression2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx context.Context, sel ast.SelectionSet, v *Suppression) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Suppression(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

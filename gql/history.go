@@ -1,6 +1,7 @@
 package gql
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -68,10 +69,16 @@ func changeOp(op graph.Op) ChangeOp {
 type Diff struct {
 	d        graph.Diff
 	from, to *view
+	r        *Resolver
 }
 
 func (d *Diff) From() graph.Revision { return d.from.rev }
 func (d *Diff) To() graph.Revision   { return d.to.rev }
+
+// Findings compares the findings of from and to: new ones are read at to, resolved ones at from.
+func (d *Diff) Findings(ctx context.Context, status []FindingStatus) (*FindingsDelta, error) {
+	return d.r.findingsDelta(ctx, d.from, d.to, status)
+}
 
 func (d *Diff) Objects(first *int, after *string) (*ObjectChangeConnection, error) {
 	pg, err := paginate(len(d.d.Objects), first, after)

@@ -29,6 +29,13 @@ type Actor struct {
 	Groups []string `json:"groups"`
 }
 
+type AttackTargetInput struct {
+	Kind        AttackTargetKind `json:"kind"`
+	Namespace   *string          `json:"namespace,omitempty"`
+	Name        *string          `json:"name,omitempty"`
+	SubjectKind *SubjectKind     `json:"subjectKind,omitempty"`
+}
+
 type BindingConnection struct {
 	Edges      []*BindingEdge `json:"edges"`
 	Nodes      []BindingNode  `json:"nodes"`
@@ -56,6 +63,44 @@ type Edge struct {
 	From string   `json:"from"`
 	To   string   `json:"to"`
 	Type EdgeType `json:"type"`
+}
+
+type FindingConnection struct {
+	Edges      []*FindingEdge `json:"edges"`
+	Nodes      []*Finding     `json:"nodes"`
+	PageInfo   *PageInfo      `json:"pageInfo"`
+	TotalCount int            `json:"totalCount"`
+	// The revision the findings were evaluated at.
+	Revision graph.Revision   `json:"revision"`
+	Summary  *FindingsSummary `json:"summary"`
+}
+
+type FindingEdge struct {
+	Cursor string   `json:"cursor"`
+	Node   *Finding `json:"node"`
+}
+
+type FindingsDelta struct {
+	// Findings at to that from lacks.
+	New []*Finding `json:"new"`
+	// Findings at from that to lacks.
+	Resolved []*Finding `json:"resolved"`
+}
+
+// Counts over the filtered findings, before paging. To count every status, ask with status: [RISKY, EXPECTED, SUPPRESSED].
+type FindingsSummary struct {
+	Total      int `json:"total"`
+	Risky      int `json:"risky"`
+	Expected   int `json:"expected"`
+	Suppressed int `json:"suppressed"`
+	// Every severity, most severe first, with its count (zeros included).
+	BySeverity []*SeverityCount `json:"bySeverity"`
+}
+
+type GradedSeverity struct {
+	// A CEL condition over the rule's target.
+	When     string   `json:"when"`
+	Severity Severity `json:"severity"`
 }
 
 type GrantDeltaConnection struct {
@@ -123,6 +168,20 @@ type ObjectChangeEdge struct {
 	Node   *ObjectChange `json:"node"`
 }
 
+// An object named by kind, namespace and name. kind is spelled as the graph spells it (ServiceAccount, ClusterRole) and includes the attack graph's own nodes (ClusterAdmin, ServiceAccounts, Pods, Secrets, Nodes, Users, …), whose namespace is * for every namespace and whose name is * for a set.
+type ObjectRef struct {
+	Kind string `json:"kind"`
+	// Empty for cluster-scoped objects, users and groups.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+type ObjectRefInput struct {
+	Kind      Kind    `json:"kind"`
+	Name      string  `json:"name"`
+	Namespace *string `json:"namespace,omitempty"`
+}
+
 type OwnerRef struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
@@ -188,6 +247,14 @@ type RoleRef struct {
 	APIGroup string `json:"apiGroup"`
 }
 
+type RuleReferences struct {
+	// CIS Kubernetes Benchmark sections.
+	Cis []string `json:"cis"`
+	// MITRE ATT&CK technique ids.
+	Mitre []string `json:"mitre"`
+	Urls  []string `json:"urls"`
+}
+
 type SearchConnection struct {
 	Edges    []*SearchEdge  `json:"edges"`
 	Nodes    []Node         `json:"nodes"`
@@ -205,6 +272,11 @@ type SearchEdge struct {
 	Rank  MatchRank `json:"rank"`
 }
 
+type SeverityCount struct {
+	Severity Severity `json:"severity"`
+	Count    int      `json:"count"`
+}
+
 // Who is asking. USER: a user with groups (groups omitted: the groups declared for the user by --groups-file), plus
 // system:authenticated as the apiserver adds it. GROUP: the group's own grants only. SERVICE_ACCOUNT: the
 // ServiceAccount namespace/name with the groups every ServiceAccount token carries.
@@ -216,7 +288,28 @@ type SubjectInput struct {
 	Cluster   *string     `json:"cluster,omitempty"`
 }
 
+// A User, Group or ServiceAccount as bindings name it (namespace for ServiceAccounts only).
+type SubjectRefInput struct {
+	Kind      SubjectKind `json:"kind"`
+	Name      string      `json:"name"`
+	Namespace *string     `json:"namespace,omitempty"`
+}
+
 type Subscription struct {
+}
+
+type SuppressionInput struct {
+	// Optional: by default the id is derived from rule, subject, object and namespace.
+	ID        *string          `json:"id,omitempty"`
+	Rule      string           `json:"rule"`
+	Subject   *SubjectRefInput `json:"subject,omitempty"`
+	Namespace *string          `json:"namespace,omitempty"`
+	Object    *ObjectRefInput  `json:"object,omitempty"`
+	// Default: the user who asks.
+	Owner  *string `json:"owner,omitempty"`
+	Reason string  `json:"reason"`
+	// The first day (YYYY-MM-DD, UTC) the suppression no longer applies; a date after today.
+	Expires string `json:"expires"`
 }
 
 type Viewer struct {
@@ -287,6 +380,69 @@ func (e *AccessRole) UnmarshalJSON(b []byte) error {
 }
 
 func (e AccessRole) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type AttackTargetKind string
+
+const (
+	// Full control of the cluster.
+	AttackTargetKindClusterAdmin AttackTargetKind = "CLUSTER_ADMIN"
+	// Reading every Secret of namespace (* for every namespace).
+	AttackTargetKindSecrets AttackTargetKind = "SECRETS"
+	// A foothold on the node name (any node when name is omitted).
+	AttackTargetKindNode AttackTargetKind = "NODE"
+	// Acting as the subject subjectKind name (namespace for a ServiceAccount).
+	AttackTargetKindSubject AttackTargetKind = "SUBJECT"
+)
+
+var AllAttackTargetKind = []AttackTargetKind{
+	AttackTargetKindClusterAdmin,
+	AttackTargetKindSecrets,
+	AttackTargetKindNode,
+	AttackTargetKindSubject,
+}
+
+func (e AttackTargetKind) IsValid() bool {
+	switch e {
+	case AttackTargetKindClusterAdmin, AttackTargetKindSecrets, AttackTargetKindNode, AttackTargetKindSubject:
+		return true
+	}
+	return false
+}
+
+func (e AttackTargetKind) String() string {
+	return string(e)
+}
+
+func (e *AttackTargetKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AttackTargetKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AttackTargetKind", str)
+	}
+	return nil
+}
+
+func (e AttackTargetKind) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AttackTargetKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AttackTargetKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -421,6 +577,66 @@ func (e EdgeType) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type FindingStatus string
+
+const (
+	// A finding to act on.
+	FindingStatusRisky FindingStatus = "RISKY"
+	// Every grant behind the finding comes from a platform default whose content matches the known default: shown with its reason.
+	FindingStatusExpected FindingStatus = "EXPECTED"
+	// An unexpired suppression accepts the finding.
+	FindingStatusSuppressed FindingStatus = "SUPPRESSED"
+)
+
+var AllFindingStatus = []FindingStatus{
+	FindingStatusRisky,
+	FindingStatusExpected,
+	FindingStatusSuppressed,
+}
+
+func (e FindingStatus) IsValid() bool {
+	switch e {
+	case FindingStatusRisky, FindingStatusExpected, FindingStatusSuppressed:
+		return true
+	}
+	return false
+}
+
+func (e FindingStatus) String() string {
+	return string(e)
+}
+
+func (e *FindingStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FindingStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FindingStatus", str)
+	}
+	return nil
+}
+
+func (e FindingStatus) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FindingStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FindingStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type Kind string
 
 const (
@@ -548,6 +764,67 @@ func (e *MatchRank) UnmarshalJSON(b []byte) error {
 }
 
 func (e MatchRank) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type Severity string
+
+const (
+	SeverityInfo     Severity = "INFO"
+	SeverityLow      Severity = "LOW"
+	SeverityMedium   Severity = "MEDIUM"
+	SeverityHigh     Severity = "HIGH"
+	SeverityCritical Severity = "CRITICAL"
+)
+
+var AllSeverity = []Severity{
+	SeverityInfo,
+	SeverityLow,
+	SeverityMedium,
+	SeverityHigh,
+	SeverityCritical,
+}
+
+func (e Severity) IsValid() bool {
+	switch e {
+	case SeverityInfo, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical:
+		return true
+	}
+	return false
+}
+
+func (e Severity) String() string {
+	return string(e)
+}
+
+func (e *Severity) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Severity(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Severity", str)
+	}
+	return nil
+}
+
+func (e Severity) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Severity) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Severity) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

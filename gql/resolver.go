@@ -27,12 +27,22 @@ type Options struct {
 	// Reload re-reads the sources kiem loads from files and commits what changed; nil when there is nothing to
 	// reload.
 	Reload func(ctx context.Context) (rev graph.Revision, changes int, err error)
-	Logger *slog.Logger
+	// Findings are the risk findings (a *queries.Tracker running on Graph); nil: the findings fields answer that
+	// risk findings are not enabled.
+	Findings FindingsSource
+	// Suppressions keeps the suppressions (a *queries.SuppressionFile whose OnChange rebuilds the Findings'
+	// engine); nil: suppressions are neither listed nor changed.
+	Suppressions SuppressionStore
+	// AttackGraphs gives the attack graph of a revision; nil: each is derived on demand and the last few kept.
+	AttackGraphs AttackGraphSource
+	Logger       *slog.Logger
 }
 
 // Resolver is the root of the resolvers. It holds no per-request state: that lives in the request's context.
 type Resolver struct {
 	opts Options
+	// attacks is the AttackGraphSource when Options has none: a cache, not state any answer depends on.
+	attacks attackCache
 }
 
 // requestViews memoises, per request, the views of the revisions its fields ask for: every field of one request

@@ -208,7 +208,7 @@ func (r *queryResolver) Diff(ctx context.Context, from graph.Revision, to *graph
 	if err != nil {
 		return nil, err
 	}
-	return &Diff{d: d, from: &view{snap: a, rev: from, cluster: r.opts.Cluster}, to: &view{snap: b, rev: end, cluster: r.opts.Cluster}}, nil
+	return &Diff{d: d, from: &view{snap: a, rev: from, cluster: r.opts.Cluster}, to: &view{snap: b, rev: end, cluster: r.opts.Cluster}, r: r.Resolver}, nil
 }
 
 // Changes is the resolver for the changes field.

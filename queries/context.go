@@ -32,6 +32,13 @@ type evalContext struct {
 
 	takeovers sync.Map // ServiceAccount graph.ObjectRef → takeoverResult
 
+	// attackGraph is the escalation graph (given by Update, or built on first use), toAdmin every principal's
+	// shortest path to cluster-admin, computed once for all.
+	attackOnce  sync.Once
+	attackGraph *graph.AttackGraph
+	toAdmin     map[graph.ObjectRef]graph.AttackPath
+	attackErr   error
+
 	roles    sync.Map // graph.ObjectRef → *roleModelEntry
 	bindings sync.Map // graph.ObjectRef → *Binding
 
@@ -217,8 +224,34 @@ func (ec *evalContext) allItems(g group) []itemKey {
 		ec.snap.Each(graph.KindNode, "", add)
 	case groupSecret:
 		ec.snap.Each(graph.KindSecret, "", add)
+	case groupPath:
+		paths, err := ec.pathsToAdmin(context.Background())
+		if err != nil {
+			return nil // reported when an item is evaluated
+		}
+		for ref := range paths {
+			if ref.Kind == graph.KindUser || ref.Kind == graph.KindGroup || ref.Kind == graph.KindServiceAccount {
+				out = append(out, itemKey{g, ref})
+			}
+		}
+		slices.SortFunc(out, func(a, b itemKey) int { return compareRefs(a.ref, b.ref) })
 	}
 	return out
+}
+
+// pathsToAdmin returns every principal's shortest path to cluster-admin, over the escalation graph: the one
+// Update carried over, or one built now.
+func (ec *evalContext) pathsToAdmin(ctx context.Context) (map[graph.ObjectRef]graph.AttackPath, error) {
+	ec.attackOnce.Do(func() {
+		if ec.attackGraph == nil {
+			ec.attackGraph, ec.attackErr = graph.NewAttackGraph(ctx, ec.snap)
+			if ec.attackErr != nil {
+				return
+			}
+		}
+		ec.toAdmin, ec.attackErr = ec.attackGraph.ToClusterAdmin(ctx)
+	})
+	return ec.toAdmin, ec.attackErr
 }
 
 // rulesOf returns the rules evaluated for a group that can run on this snapshot.

@@ -101,11 +101,12 @@ const (
 	groupNamespace      group = "namespace"
 	groupNode           group = "node"
 	groupSecret         group = "secret"
+	groupPath           group = "path" // attack paths, per principal
 )
 
 // groupOrder is the evaluation order: node rules read the findings of pods.
 var groupOrder = []group{groupSubject, groupBinding, groupRole, groupServiceAccount, groupNamespace, groupSecret,
-	groupPod, groupNode}
+	groupPod, groupNode, groupPath}
 
 func groupOf(t Target) group {
 	if t == TargetGrant {
@@ -133,6 +134,10 @@ type Result struct {
 
 	flatOnce sync.Once
 	flat     []Finding
+
+	// attack is the escalation graph of snap when a path rule ran; Update moves it to the next snapshot
+	// (so it belongs to the newest result).
+	attack *graph.AttackGraph
 }
 
 // SkippedRule is a rule that did not run.
@@ -174,6 +179,7 @@ func (e *Engine) Evaluate(ctx context.Context, snap *graph.Snapshot) (*Result, e
 		}
 	}
 	res.Skipped, res.Expired = ec.skipped(), e.opts.Suppressions.expired(e.opts.Now())
+	res.attack = ec.attackGraph
 	return res, nil
 }
 

@@ -28,12 +28,14 @@ const (
 	TargetNamespace      Target = "namespace"
 	TargetNode           Target = "node"
 	TargetSecret         Target = "secret"
+	// TargetPath rules are Go checks over the escalation graph, one item per subject.
+	TargetPath Target = "path"
 )
 
 // Targets lists every target, in evaluation order: pod rules may depend on subject findings.
 func Targets() []Target {
 	return []Target{TargetSubject, TargetGrant, TargetBinding, TargetRole, TargetServiceAccount, TargetNamespace,
-		TargetNode, TargetSecret, TargetPod}
+		TargetNode, TargetSecret, TargetPod, TargetPath}
 }
 
 // celType names the Go model types as CEL sees them: <Go package name>.<type name>.
@@ -91,6 +93,9 @@ var targetVariables = map[Target][]cel.EnvOption{
 	TargetNode: {
 		cel.Variable("node", celType[Node]()),
 		cel.Variable("pods", cel.IntType),
+	},
+	TargetPath: {
+		cel.Variable("subject", celType[Subject]()),
 	},
 	TargetSecret: {
 		cel.Variable("secret", celType[Secret]()),

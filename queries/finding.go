@@ -40,7 +40,9 @@ type Finding struct {
 	// Message says in one sentence what was found.
 	Message  string     `json:"message"`
 	Evidence []Evidence `json:"evidence"`
-	Status   Status     `json:"status"`
+	// Path is the escalation path of an attack-path finding, hop by hop.
+	Path   []graph.AttackHop `json:"path,omitempty"`
+	Status Status            `json:"status"`
 	// Reason says why an expected finding is expected, or which suppression hides it.
 	Reason      string       `json:"reason,omitempty"`
 	Suppression *Suppression `json:"suppression,omitempty"`

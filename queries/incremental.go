@@ -15,8 +15,24 @@ import (
 func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot, objects []graph.ObjectDiff) (*Result, Delta, error) {
 	ec := e.newContext(next)
 	res := &Result{snap: next, items: maps.Clone(prev.items)}
+	if len(ec.rulesOf(groupPath)) > 0 && prev.attack != nil && len(objects) > 0 {
+		// The escalation graph follows the change: its derivation is incremental; the shortest paths are
+		// searched again, for every subject at once.
+		changed := make([]graph.ObjectRef, len(objects))
+		for i, o := range objects {
+			changed[i] = o.Ref
+		}
+		if err := prev.attack.Update(ctx, next, changed); err == nil {
+			ec.attackGraph = prev.attack
+		}
+	} else if len(objects) == 0 {
+		ec.attackGraph = prev.attack
+	}
 	copied := map[string]bool{}
 	t := touched(prev.snap, next, objects, ec)
+	if len(objects) > 0 {
+		t.all[groupPath] = true
+	}
 	delta := Delta{New: []Finding{}, Resolved: []Finding{}}
 	for _, g := range groupOrder {
 		keys := t.items(g, prev, ec)
@@ -50,6 +66,7 @@ func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot,
 	SortFindings(delta.New)
 	SortFindings(delta.Resolved)
 	res.Skipped, res.Expired = ec.skipped(), e.opts.Suppressions.expired(e.opts.Now())
+	res.attack = ec.attackGraph
 	return res, delta, nil
 }
 

@@ -255,6 +255,9 @@ func (r *Rule) compile() []fieldError {
 	case r.Match == "" && r.Check == "":
 		bad("match", "match (a CEL expression) or check (a Go check) is required")
 		return errs
+	case r.Target == TargetPath && r.Check == "":
+		bad("check", "target path takes a Go check, not match")
+		return errs
 	case r.Check != "":
 		c, ok := checks[r.Check]
 		if !ok {

@@ -30,6 +30,8 @@ type hit struct {
 	objects   []graph.ObjectRef // object evidence
 	// classify is the object whose baseline verdict decides the finding's status; nil lets the grants decide.
 	classify graph.Object
+	// path is the escalation path of a path finding.
+	path []graph.AttackHop
 }
 
 // subjectFor builds the model of a principal whose permissions are loaded on first use.
@@ -63,6 +65,16 @@ func (w *worker) evaluate(ctx context.Context, k itemKey) ([]Finding, error) {
 	switch k.group {
 	case groupSubject:
 		err = w.evaluateSubject(ctx, k, emit)
+	case groupPath:
+		for _, r := range w.ec.rulesOf(groupPath) {
+			hits, cerr := r.check.run(w, r, k, "")
+			if cerr != nil {
+				return nil, evalError(r, k, "check", cerr)
+			}
+			for _, h := range hits {
+				emit(r, h)
+			}
+		}
 	default:
 		err = w.evaluateObject(ctx, k, emit)
 	}
@@ -427,7 +439,7 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 // finish turns a hit into a Finding: evidence, classification, suppression, fingerprint.
 func (w *worker) finish(r *Rule, h hit) Finding {
 	f := Finding{Rule: r.ID, Pack: r.Pack, Title: r.Title, Severity: r.Severity, Subject: h.subject,
-		Object: h.object, Namespace: h.namespace, Message: h.message, Evidence: []Evidence{}}
+		Object: h.object, Namespace: h.namespace, Message: h.message, Evidence: []Evidence{}, Path: h.path}
 	if h.severity != nil {
 		f.Severity = *h.severity
 	}

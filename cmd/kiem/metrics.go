@@ -3,6 +3,8 @@ package main
 import (
 	"net/http"
 
+	"github.com/kiem-io/kiem/queries"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,6 +23,7 @@ type kiemCollector struct {
 	s                                                                    *server
 	revision, horizon, store, ready                                      *prometheus.Desc
 	events, changes, revisions, skipped, commitErrors, queue, lastCommit *prometheus.Desc
+	findings, findingsRevision, findingsUpdate                           *prometheus.Desc
 }
 
 func newKiemCollector(s *server) *kiemCollector {
@@ -40,16 +43,21 @@ func newKiemCollector(s *server) *kiemCollector {
 		commitErrors: d("kiem_indexer_commit_errors_total", "Failed commits (their changes are retried)."),
 		queue:        d("kiem_indexer_queue_depth", "Object keys waiting for a worker (informer lag)."),
 		lastCommit:   d("kiem_indexer_last_commit_seconds", "Duration of the latest commit (durable write and snapshot update)."),
+
+		findings:         d("kiem_findings", "Risk findings of the evaluated revision, by severity and status.", "severity", "status"),
+		findingsRevision: d("kiem_findings_revision", "Revision whose findings are evaluated."),
+		findingsUpdate:   d("kiem_findings_last_update_seconds", "Duration of the latest re-evaluation of the findings."),
 	}
 }
 
 func (c *kiemCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.revision, c.horizon, c.store, c.ready, c.events, c.changes, c.revisions, c.skipped, c.commitErrors, c.queue, c.lastCommit} {
+	for _, d := range []*prometheus.Desc{c.revision, c.horizon, c.store, c.ready, c.events, c.changes, c.revisions, c.skipped, c.commitErrors, c.queue, c.lastCommit, c.findings, c.findingsRevision, c.findingsUpdate} {
 		ch <- d
 	}
 }
 
 func (c *kiemCollector) Collect(ch chan<- prometheus.Metric) {
+	c.collectFindings(ch)
 	g := c.s.graph
 	ch <- prometheus.MustNewConstMetric(c.revision, prometheus.GaugeValue, float64(g.Head()))
 	ch <- prometheus.MustNewConstMetric(c.horizon, prometheus.GaugeValue, float64(g.Store().Horizon()))
@@ -76,4 +84,32 @@ func (c *kiemCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.commitErrors, prometheus.CounterValue, float64(st.CommitErrors))
 	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.QueueDepth))
 	ch <- prometheus.MustNewConstMetric(c.lastCommit, prometheus.GaugeValue, st.LastCommitLatency.Seconds())
+}
+
+// collectFindings reports the findings of the revision the tracker has evaluated, counted by severity and status.
+func (c *kiemCollector) collectFindings(ch chan<- prometheus.Metric) {
+	if c.s.findings == nil {
+		return
+	}
+	rev, res := c.s.findings.Current()
+	if res == nil {
+		return
+	}
+	type key struct {
+		sev    queries.Severity
+		status queries.Status
+	}
+	counts := map[key]int{}
+	for _, f := range res.Findings() {
+		counts[key{f.Severity, f.Status}]++
+	}
+	for _, sev := range queries.Severities() {
+		for _, st := range []queries.Status{queries.StatusRisky, queries.StatusExpected, queries.StatusSuppressed} {
+			ch <- prometheus.MustNewConstMetric(c.findings, prometheus.GaugeValue, float64(counts[key{sev, st}]), sev.String(), string(st))
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.findingsRevision, prometheus.GaugeValue, float64(rev))
+	if d, ok := c.s.findings.Last(); ok {
+		ch <- prometheus.MustNewConstMetric(c.findingsUpdate, prometheus.GaugeValue, d.Took.Seconds())
+	}
 }

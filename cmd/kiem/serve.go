@@ -24,6 +24,7 @@ import (
 	"github.com/kiem-io/kiem/graph"
 	"github.com/kiem-io/kiem/indexer"
 	"github.com/kiem-io/kiem/internal/demo"
+	"github.com/kiem-io/kiem/queries"
 )
 
 type serveFlags struct {
@@ -37,6 +38,7 @@ type serveFlags struct {
 	logLevel    string
 	secrets     bool
 	api         apiFlags
+	findings    findingsFlags
 }
 
 // apiFlags configure who may use the API and how much one request may ask for.
@@ -101,6 +103,8 @@ Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_i
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.secrets, "index-secrets", false,
 		"also index Secret metadata (type, and the ServiceAccount of token secrets; never data); needs list/watch on secrets")
+	fl.StringSliceVar(&f.findings.packs, "packs", nil, "directory of extra risk packs (YAML) to evaluate besides kiem's own; repeatable")
+	fl.StringVar(&f.findings.suppressions, "suppressions", "", "suppressions file the console edits and kiem scan reads (default: suppressions.yaml in --data-dir)")
 	fl.StringVar(&f.api.authMode, "auth", "", `authentication: "token" (--token-file, or a generated token on loopback) or "kubernetes" (TokenReview + SubjectAccessReview)`)
 	fl.StringVar(&f.api.tokenFile, "token-file", "", "CSV file of TOKEN,USER,ROLE lines (ROLE: viewer or admin); re-read when it changes")
 	fl.StringSliceVar(&f.api.audiences, "auth-audience", nil, "with --auth=kubernetes: audiences the TokenReview asks the token to be meant for (default: the apiserver's)")
@@ -177,9 +181,19 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 		return err
 	}
 	srv := &server{log: log, graph: g, ready: make(chan struct{}), auth: authn, publicMetrics: f.api.publicMetrics}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The token file watcher and the findings tracker run until ctx ends; Close waits for them.
+	var watchers sync.WaitGroup
+	defer func() { cancel(); watchers.Wait() }()
+	fs, err := startFindings(ctx, log, g, &f.findings, dir, &watchers)
+	if err != nil {
+		return err
+	}
+	srv.findings = fs.tracker
 	srv.api, err = gql.NewHandler(gql.Options{
 		Graph: g, Cluster: f.clusterName, Source: sourceKind(f), Version: version, Logger: log.With("component", "graphql"),
-		Ready: srv.isReady, Reload: reloader(log, g, f),
+		Ready: srv.isReady, Reload: reloader(log, g, f), Findings: fs.tracker, Suppressions: fs.suppressions,
 	}, gql.ServeOptions{
 		Auth: authn, Introspection: f.api.introspection, OriginPatterns: f.api.origins,
 		MaxDepth: f.api.maxDepth, MaxCost: f.api.maxCost, Timeout: f.api.timeout,
@@ -187,13 +201,9 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.serveHTTP(ctx, ln) }()
 	// The token file is re-read when it changes, so tokens are added and revoked without a restart.
-	var watchers sync.WaitGroup
-	defer func() { cancel(); watchers.Wait() }()
 	if tf, ok := authn.(*auth.TokenFile); ok {
 		watchers.Go(func() {
 			if err := tf.Run(ctx, 5*time.Second); err != nil {
@@ -367,6 +377,7 @@ type server struct {
 	api           http.Handler // /graphql, authenticated
 	auth          auth.Authenticator
 	publicMetrics bool
+	findings      *queries.Tracker
 }
 
 func (s *server) isReady() bool {

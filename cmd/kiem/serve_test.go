@@ -85,6 +85,30 @@ func TestServeDemoThenHistory(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"revision":8`) || !strings.Contains(body, `"role":"ADMIN"`) || !strings.Contains(body, `"source":"demo"`) {
 		t.Fatalf("/graphql server = %d %s", code, body)
 	}
+	// The risk packs run on the demo: its payments-ci-admin binding of cluster-admin is a risky finding, with
+	// evidence; a suppression added through the API is saved next to the store and hides it.
+	var findings string
+	waitFor(t, "findings", func() bool {
+		_, findings = post(t, "http://"+addr+"/graphql", token,
+			`{ findings(rule: "KIEM-CIS-5.1.1") { revision totalCount nodes { fingerprint status message objectRef { name } evidence { text } } } }`)
+		return strings.Contains(findings, `"revision":8`)
+	})
+	if !strings.Contains(findings, `"name":"payments-ci-admin"`) || !strings.Contains(findings, `"status":"RISKY"`) {
+		t.Fatalf("findings on the demo lack the payments-ci-admin binding of cluster-admin:\n%s", findings)
+	}
+	if code, body := post(t, "http://"+addr+"/graphql", token, `mutation { addSuppression(input: {rule: "KIEM-CIS-5.1.1",
+		object: {kind: CLUSTER_ROLE_BINDING, name: "payments-ci-admin"}, reason: "demo", expires: "2099-01-01"}) { id owner } }`); code != 200 || !strings.Contains(body, `"id"`) {
+		t.Fatalf("addSuppression = %d %s", code, body)
+	}
+	if saved, err := os.ReadFile(filepath.Join(dir, "suppressions.yaml")); err != nil || !strings.Contains(string(saved), "payments-ci-admin") {
+		t.Fatalf("suppression not saved in the data dir: %v %s", err, saved)
+	}
+	if _, body := post(t, "http://"+addr+"/graphql", token, `{ findings(rule: "KIEM-CIS-5.1.1", status: [SUPPRESSED]) { nodes { objectRef { name } } } }`); !strings.Contains(body, "payments-ci-admin") {
+		t.Fatalf("the suppressed finding is not listed as suppressed: %s", body)
+	}
+	if _, metrics := getWithToken(t, "http://"+addr+"/metrics", token); !strings.Contains(metrics, `kiem_findings{severity="critical",status="suppressed"}`) {
+		t.Fatalf("/metrics lacks the findings counts:\n%s", metrics)
+	}
 	// The groups file is read again by the reload mutation; unchanged, it commits nothing.
 	if code, body := post(t, "http://"+addr+"/graphql", token, `mutation { reload { revision changes } }`); code != 200 || !strings.Contains(body, `"changes":0`) {
 		t.Fatalf("reload = %d %s", code, body)

@@ -313,7 +313,7 @@ type Evidence struct {
 	e *queries.Evidence
 }
 
-func (e *Evidence) Text() string          { return e.e.Text }
+func (e *Evidence) Text() string          { return e.e.Describe() }
 func (e *Evidence) Namespace() *string    { return optional(e.e.Namespace) }
 func (e *Evidence) ObjectRef() *ObjectRef { return objectRefOf(e.e.Object) }
 func (e *Evidence) Expected() bool        { return e.e.Expected }

@@ -271,7 +271,7 @@ func summarize(fs []Finding) []string {
 	for _, f := range fs {
 		s := fmt.Sprintf("%s %s %s %s %v %v | %s", f.Fingerprint, f.Rule, f.Severity, f.Status, f.Subject, f.Object, f.Message)
 		for _, e := range f.Evidence {
-			s += " | " + e.Text
+			s += " | " + e.Describe()
 		}
 		out = append(out, s)
 	}

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kiem-io/kiem/graph"
@@ -62,8 +64,9 @@ type Evidence struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Object is set for evidence that is an object (the role with a wildcard, the pod running as the account).
 	Object *graph.ObjectRef `json:"object,omitempty"`
-	// Text is the evidence in words, as the authorizer would say it for a grant.
-	Text string `json:"text"`
+	// Text is the evidence in words for object evidence; for a grant it is left empty and Describe renders it
+	// from the grant when asked (a large cluster has millions of grants in its findings, and few are read).
+	Text string `json:"-"`
 	// Expected and Reason say whether the grant is a platform default (see queries/baseline).
 	Expected bool   `json:"expected,omitempty"`
 	Reason   string `json:"reason,omitempty"`
@@ -156,4 +159,31 @@ func Compare(before, after []Finding) Delta {
 		}
 	}
 	return d
+}
+
+// Describe returns the evidence in words: for a grant, as the authorizer says it ("RoleBinding \"x/ns\" of
+// ClusterRole \"edit\" to User \"alice\": rule 3 {…}").
+func (e *Evidence) Describe() string {
+	if e.Text == "" && e.Grant != nil {
+		return e.Grant.Explain()
+	}
+	return e.Text
+}
+
+// MarshalJSON writes the evidence with its text.
+func (e Evidence) MarshalJSON() ([]byte, error) {
+	type plain Evidence
+	return json.Marshal(struct {
+		plain
+		Text string `json:"text"`
+	}{plain(e), e.Describe()})
+}
+
+// evidenceKey orders evidence: grants by namespace, binding and rule, objects by reference.
+func evidenceKey(e *Evidence) string {
+	if e.Grant != nil {
+		return "g\x00" + e.Namespace + "\x00" + e.Grant.Binding.String() + "\x00" + e.Grant.Subject.Kind + "/" + e.Grant.Subject.Name +
+			"\x00" + e.Grant.Role.String() + "\x00" + strconv.Itoa(e.Grant.RuleIndex)
+	}
+	return "o\x00" + e.Text
 }

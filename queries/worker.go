@@ -104,11 +104,11 @@ func mergeSame(fs []Finding) []Finding {
 			*g, f = f, *g
 		}
 		for _, e := range f.Evidence {
-			if !slices.ContainsFunc(g.Evidence, func(x Evidence) bool { return x.Text == e.Text }) {
+			if !slices.ContainsFunc(g.Evidence, func(x Evidence) bool { return evidenceKey(&x) == evidenceKey(&e) }) {
 				g.Evidence = append(g.Evidence, e)
 			}
 		}
-		slices.SortStableFunc(g.Evidence, func(a, b Evidence) int { return cmp.Compare(a.Text, b.Text) })
+		slices.SortStableFunc(g.Evidence, func(a, b Evidence) int { return cmp.Compare(evidenceKey(&a), evidenceKey(&b)) })
 	}
 	return out
 }
@@ -451,7 +451,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 	var reasons []string
 	for i := range h.grants {
 		perm := &h.grants[i]
-		e := Evidence{Grant: &perm.GrantPath, Namespace: perm.Namespace, Text: perm.Explain()}
+		e := Evidence{Grant: &perm.GrantPath, Namespace: perm.Namespace}
 		if o, ok := w.ec.snap.Object(*perm.Binding); ok {
 			e.Location = metaOf(o).Origin
 		}
@@ -505,7 +505,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 		}
 	}
 	slices.SortStableFunc(f.Evidence, func(a, b Evidence) int {
-		return cmp.Compare(a.Text, b.Text)
+		return cmp.Compare(evidenceKey(&a), evidenceKey(&b))
 	})
 	return f
 }

@@ -198,7 +198,7 @@ func sarifResultOf(fd *queries.Finding, index map[string]int, cwd string) sarifR
 	for _, ev := range fd.Evidence {
 		if loc, ok := sarifPhysical(ev.Location, cwd); ok {
 			res.RelatedLocations = append(res.RelatedLocations, sarifLocation{ID: len(res.RelatedLocations) + 1,
-				PhysicalLocation: loc, Message: &sarifMessage{Text: ev.Text}})
+				PhysicalLocation: loc, Message: &sarifMessage{Text: ev.Describe()}})
 		}
 	}
 	switch fd.Status {

@@ -351,7 +351,7 @@ func explainFinding(w io.Writer, fd *queries.Finding) {
 		fmt.Fprintln(w, "    "+oneLine(string(fd.Status)+": "+fd.Reason))
 	}
 	for _, ev := range fd.Evidence {
-		text := ev.Text
+		text := ev.Describe()
 		if ev.Location != "" {
 			text += " (" + ev.Location + ")"
 		}

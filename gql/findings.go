@@ -297,6 +297,9 @@ func (f *Finding) Evidence() []*Evidence {
 
 // Path returns the subject's shortest escalation path to cluster-admin, nil when it has none.
 func (f *Finding) Path(ctx context.Context) ([]*AttackHop, error) {
+	if len(f.f.Path) > 0 {
+		return attackHops(f.set.v, f.f.Path), nil // an attack-path finding carries its own
+	}
 	if f.f.Subject == nil {
 		return nil, nil
 	}

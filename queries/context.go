@@ -21,7 +21,8 @@ type evalContext struct {
 	// indexed says the maps below are built: a full evaluation builds them in the pass that lists the
 	// principals; an update, which touches few items, asks the snapshot instead.
 	indexed bool
-	// boundIn lists, per principal, the namespaces of the RoleBindings naming it directly.
+	// boundIn lists, per principal, the scopes where a binding names it directly: "" when a ClusterRoleBinding
+	// does, then the namespaces of its RoleBindings.
 	boundIn map[graph.ObjectRef][]string
 
 	crbOnce          sync.Once
@@ -135,9 +136,11 @@ func (ec *evalContext) allPrincipals() []graph.ObjectRef {
 			b := o.(*graph.Binding)
 			for i := range b.Subjects {
 				if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
+					// The scopes where p is bound: "" for a ClusterRoleBinding (visited first), then
+					// namespaces in the order Each visits them.
 					nss := boundIn[p]
-					if b.Namespace != "" && (len(nss) == 0 || nss[len(nss)-1] != b.Namespace) {
-						nss = append(nss, b.Namespace) // Each visits namespaces in order
+					if len(nss) == 0 || nss[len(nss)-1] != b.Namespace {
+						nss = append(nss, b.Namespace)
 					}
 					boundIn[p] = nss
 				}
@@ -198,13 +201,15 @@ func (ec *evalContext) allItems(g group) []itemKey {
 	}
 	var out []itemKey
 	add := func(o graph.Object) bool {
-		out = append(out, itemKey{g, refOf(o)})
+		out = append(out, itemKey{group: g, ref: refOf(o)})
 		return true
 	}
 	switch g {
 	case groupSubject:
 		for _, p := range ec.allPrincipals() {
-			out = append(out, itemKey{g, p})
+			for _, scope := range ec.boundIn[p] {
+				out = append(out, itemKey{group: g, ref: p, scope: scope})
+			}
 		}
 	case groupBinding:
 		ec.snap.Each(graph.KindClusterRoleBinding, "", add)
@@ -218,7 +223,7 @@ func (ec *evalContext) allItems(g group) []itemKey {
 		ec.snap.Each(graph.KindPod, "", add)
 	case groupNamespace:
 		for _, ns := range ec.snap.NamespaceNames() {
-			out = append(out, itemKey{g, graph.ObjectRef{Kind: graph.KindNamespace, Name: ns}})
+			out = append(out, itemKey{group: g, ref: graph.ObjectRef{Kind: graph.KindNamespace, Name: ns}})
 		}
 	case groupNode:
 		ec.snap.Each(graph.KindNode, "", add)
@@ -231,7 +236,7 @@ func (ec *evalContext) allItems(g group) []itemKey {
 		}
 		for ref := range paths {
 			if ref.Kind == graph.KindUser || ref.Kind == graph.KindGroup || ref.Kind == graph.KindServiceAccount {
-				out = append(out, itemKey{g, ref})
+				out = append(out, itemKey{group: g, ref: ref})
 			}
 		}
 		slices.SortFunc(out, func(a, b itemKey) int { return compareRefs(a.ref, b.ref) })
@@ -395,7 +400,7 @@ func (ec *evalContext) permissions(ctx context.Context, p graph.ObjectRef, id gr
 	if !ec.indexed {
 		return out, ec.snap.VisitPermissions(ctx, id, collect)
 	}
-	nss := ec.boundIn[p]
+	nss := slices.Clone(ec.boundIn[p])
 	for _, g := range id.Groups {
 		nss = append(nss, ec.boundIn[graph.ObjectRef{Kind: graph.KindGroup, Name: g}]...)
 	}
@@ -403,9 +408,12 @@ func (ec *evalContext) permissions(ctx context.Context, p graph.ObjectRef, id gr
 		// A User subject may name a ServiceAccount's user name; principalOf already folds it into p.
 		nss = append(nss, ec.boundIn[graph.ObjectRef{Kind: graph.KindUser, Name: id.User}]...)
 	}
-	nss = slices.Clone(nss)
 	slices.Sort(nss)
-	return out, ec.snap.VisitPermissionsIn(ctx, id, slices.Compact(nss), collect)
+	nss = slices.Compact(nss)
+	if len(nss) > 0 && nss[0] == "" {
+		nss = nss[1:] // cluster-wide: ClusterRoleBindings are always visited
+	}
+	return out, ec.snap.VisitPermissionsIn(ctx, id, nss, collect)
 }
 
 // clusterRolesByBreadth returns the ClusterRoles, those granting the most first: '*' verbs, resources and
@@ -430,4 +438,16 @@ func (ec *evalContext) clusterRolesByBreadth() []*graph.Role {
 		slices.SortStableFunc(ec.broad, func(a, b *graph.Role) int { return score[b] - score[a] })
 	})
 	return ec.broad
+}
+
+// scopesOf returns the scopes where a binding names p directly, in the snapshot (for updates, which have no
+// index): "" for a ClusterRoleBinding, and the namespaces of its RoleBindings.
+func scopesOf(s *graph.Snapshot, p graph.ObjectRef) []string {
+	var out []string
+	for _, b := range s.BindingsOf(p) {
+		if !slices.Contains(out, b.Namespace) {
+			out = append(out, b.Namespace)
+		}
+	}
+	return out
 }

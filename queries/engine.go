@@ -115,10 +115,20 @@ func groupOf(t Target) group {
 	return group(t)
 }
 
-// itemKey names one evaluated item: a principal for groupSubject, an object otherwise.
+// itemKey names one evaluated item: a principal in one scope for groupSubject, a principal for groupPath, an
+// object otherwise.
 type itemKey struct {
 	group group
 	ref   graph.ObjectRef
+	scope string // groupSubject: the namespace, "" for cluster-wide
+}
+
+// shard is the namespace an item's findings are kept under in a Result.
+func (k itemKey) shard() string {
+	if k.group == groupSubject {
+		return k.scope
+	}
+	return k.ref.Namespace
 }
 
 // Result is the findings of an engine on one snapshot. It is immutable.
@@ -237,10 +247,10 @@ func (e *Engine) evaluateItems(ctx context.Context, ec *evalContext, res *Result
 		return firstErr
 	}
 	for i, k := range items {
-		m := res.items[k.ref.Namespace]
+		m := res.items[k.shard()]
 		if m == nil {
 			m = map[itemKey][]Finding{}
-			res.items[k.ref.Namespace] = m
+			res.items[k.shard()] = m
 		}
 		if len(results[i]) == 0 {
 			delete(m, k)

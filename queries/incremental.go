@@ -1,8 +1,10 @@
 package queries
 
 import (
+	"cmp"
 	"context"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/kiem-io/kiem/graph"
@@ -41,10 +43,10 @@ func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot,
 		}
 		var before []Finding
 		for _, k := range keys {
-			before = append(before, prev.items[k.ref.Namespace][k]...)
-			if !copied[k.ref.Namespace] {
-				copied[k.ref.Namespace] = true
-				res.items[k.ref.Namespace] = maps.Clone(res.items[k.ref.Namespace])
+			before = append(before, prev.items[k.shard()][k]...)
+			if !copied[k.shard()] {
+				copied[k.shard()] = true
+				res.items[k.shard()] = maps.Clone(res.items[k.shard()])
 			}
 		}
 		if err := e.evaluateItems(ctx, ec, res, keys); err != nil {
@@ -52,7 +54,7 @@ func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot,
 		}
 		var after []Finding
 		for _, k := range keys {
-			after = append(after, res.items[k.ref.Namespace][k]...)
+			after = append(after, res.items[k.shard()][k]...)
 		}
 		d := Compare(before, after)
 		delta.New = append(delta.New, d.New...)
@@ -72,15 +74,36 @@ func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot,
 
 // touchSet collects what a change touches, per group; all[g] means every item of g.
 type touchSet struct {
-	refs map[group]map[graph.ObjectRef]struct{}
+	refs map[group]map[itemKey]struct{}
 	all  map[group]bool
+	// snaps are the snapshots before and after, where the scopes of a touched subject are looked up.
+	snaps []*graph.Snapshot
 }
 
-func (t *touchSet) add(g group, ref graph.ObjectRef) {
-	if t.refs[g] == nil {
-		t.refs[g] = map[graph.ObjectRef]struct{}{}
+func (t *touchSet) add(g group, ref graph.ObjectRef) { t.addKey(itemKey{group: g, ref: ref}) }
+
+func (t *touchSet) addKey(k itemKey) {
+	if t.refs[k.group] == nil {
+		t.refs[k.group] = map[itemKey]struct{}{}
 	}
-	t.refs[g][ref] = struct{}{}
+	t.refs[k.group][k] = struct{}{}
+}
+
+// anyScope marks a subject touched in every scope where it is bound: a change cluster-wide (a ClusterRoleBinding,
+// a ClusterRole, the account itself) can change what it may do anywhere.
+const anyScope = "\x00any"
+
+// addSubject touches principal p in scope (anyScope: every scope where it is bound, before or after).
+func (t *touchSet) addSubject(p graph.ObjectRef, scope string) {
+	if scope != anyScope {
+		t.addKey(itemKey{group: groupSubject, ref: p, scope: scope})
+		return
+	}
+	for _, s := range t.snaps {
+		for _, sc := range scopesOf(s, p) {
+			t.addKey(itemKey{group: groupSubject, ref: p, scope: sc})
+		}
+	}
 }
 
 // items lists the keys to evaluate for g: every item of g in either snapshot when all of g is touched.
@@ -106,9 +129,13 @@ func (t *touchSet) items(g group, prev *Result, ec *evalContext) []itemKey {
 		}
 		return out
 	}
-	for ref := range t.refs[g] {
-		add(itemKey{g, ref})
+	for k := range t.refs[g] {
+		add(k)
 	}
+	// Keep subject items of one principal together: a worker loads a principal's permissions once for them.
+	slices.SortFunc(out, func(a, b itemKey) int {
+		return cmp.Or(compareRefs(a.ref, b.ref), strings.Compare(a.scope, b.scope))
+	})
 	return out
 }
 
@@ -120,16 +147,18 @@ func (t *touchSet) items(g group, prev *Result, ec *evalContext) []itemKey {
 // (missing role, missing account, duplicates), the pods of a touched ServiceAccount (automount, takeover), and
 // the nodes of touched pods.
 func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalContext) *touchSet {
-	t := &touchSet{refs: map[group]map[graph.ObjectRef]struct{}{}, all: map[group]bool{}}
 	snaps := []*graph.Snapshot{prev, next}
-	// principal touches a principal, what reads its permissions (its bindings' rules, its pods), and, for a
-	// group, every member.
-	var principal func(p graph.ObjectRef)
-	principal = func(p graph.ObjectRef) {
-		t.add(groupSubject, p)
+	t := &touchSet{refs: map[group]map[itemKey]struct{}{}, all: map[group]bool{}, snaps: snaps}
+	// principal touches a principal in a scope (anyScope: wherever it is bound), what reads its permissions
+	// there (its bindings' rules, its pods), and, for a group, every member in the same scope.
+	var principal func(p graph.ObjectRef, scope string)
+	principal = func(p graph.ObjectRef, scope string) {
+		t.addSubject(p, scope)
 		for _, s := range snaps {
 			for _, bref := range s.BindingsOf(p) {
-				t.add(groupBinding, bref)
+				if scope == anyScope || bref.Namespace == scope || bref.Namespace == "" {
+					t.add(groupBinding, bref)
+				}
 			}
 		}
 		switch p.Kind {
@@ -150,21 +179,21 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 				ns := strings.TrimPrefix(p.Name, "system:serviceaccounts:")
 				for _, s := range snaps {
 					s.Each(graph.KindServiceAccount, ns, func(o graph.Object) bool {
-						principal(o.(*graph.ServiceAccount).Ref())
+						principal(o.(*graph.ServiceAccount).Ref(), scope)
 						return true
 					})
 				}
 				for _, q := range ec.allPrincipals() {
 					if q.Kind == graph.KindServiceAccount && q.Namespace == ns {
-						principal(q)
+						principal(q, scope)
 					}
 				}
 			case p.Name == graph.GroupUnauthenticated:
-				principal(graph.ObjectRef{Kind: graph.KindUser, Name: graph.UserAnonymous})
+				principal(graph.ObjectRef{Kind: graph.KindUser, Name: graph.UserAnonymous}, scope)
 			default:
 				for _, s := range snaps {
 					for _, u := range s.MembersOf(p.Name) {
-						principal(graph.ObjectRef{Kind: graph.KindUser, Name: u})
+						principal(graph.ObjectRef{Kind: graph.KindUser, Name: u}, scope)
 					}
 				}
 			}
@@ -172,9 +201,13 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 	}
 	binding := func(b *graph.Binding) {
 		t.add(groupBinding, b.Ref())
+		scope := b.Namespace
+		if scope == "" {
+			scope = anyScope // a ClusterRoleBinding's grants apply in every scope
+		}
 		for i := range b.Subjects {
 			if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
-				principal(p)
+				principal(p, scope)
 			}
 		}
 		roleRef, ok := b.RoleRefObject()
@@ -214,7 +247,7 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 				bindingsOfRole(v.Ref())
 				changedClusterRoles = changedClusterRoles || v.Kind == graph.KindClusterRole
 			case *graph.ServiceAccount:
-				principal(v.Ref())
+				principal(v.Ref(), anyScope)
 				for _, s := range snaps {
 					for _, bref := range s.BindingsOf(v.Ref()) {
 						t.add(groupBinding, bref)
@@ -233,7 +266,7 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 						b := o.(*graph.Binding)
 						for i := range b.Subjects {
 							if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
-								principal(p)
+								principal(p, v.Name)
 							}
 						}
 						t.add(groupBinding, b.Ref())
@@ -245,7 +278,7 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 			case *graph.Secret:
 				t.add(groupSecret, v.Ref())
 			case *graph.User:
-				principal(v.Ref())
+				principal(v.Ref(), anyScope)
 			}
 		}
 	}
@@ -265,7 +298,8 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 		})
 	}
 	// Node rules read the pods on the node: the nodes of every touched pod.
-	for ref := range t.refs[groupPod] {
+	for k := range t.refs[groupPod] {
+		ref := k.ref
 		for _, s := range snaps {
 			if o, ok := s.Object(ref); ok && o.(*graph.Pod).NodeName != "" {
 				t.add(groupNode, graph.ObjectRef{Kind: graph.KindNode, Name: o.(*graph.Pod).NodeName})

@@ -13,8 +13,9 @@ import (
 type worker struct {
 	ec  *evalContext
 	ctx context.Context
-	// cur is the subject being evaluated, for subject checks.
-	cur *Subject
+	// cur is the subject being evaluated, for subject checks; curRef names it.
+	cur    *Subject
+	curRef graph.ObjectRef
 }
 
 func (ec *evalContext) newWorker() *worker { return &worker{ec: ec} }
@@ -118,25 +119,30 @@ func mergeSame(fs []Finding) []Finding {
 // that what a group holds is reported once, on the group, and what a ClusterRoleBinding grants once, cluster-wide.
 func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule, hit)) error {
 	p := k.ref
-	subj := w.subjectFor(p, "")
-	w.cur = subj
-	ev := subj.ev
-	ev.ensure()
-	if ev.err != nil {
-		return ev.err
-	}
-	var scopes []string
-	ev.own, ev.ownIn = make([]bool, len(ev.perms)), map[string][]int32{}
-	for i := range ev.perms {
-		if ev.own[i] = names(&ev.perms[i].GrantPath, p); ev.own[i] {
-			ns := ev.perms[i].Namespace
-			if _, seen := ev.ownIn[ns]; !seen {
-				scopes = append(scopes, ns)
-			}
-			ev.ownIn[ns] = append(ev.ownIn[ns], int32(i))
+	// A principal's scopes are consecutive items: its permissions, and the answers its cluster-wide grants
+	// give, are loaded once for all of them.
+	if w.cur == nil || w.curRef != p {
+		subj := w.subjectFor(p, "")
+		ev := subj.ev
+		ev.ensure()
+		if ev.err != nil {
+			return ev.err
 		}
+		ev.own, ev.ownIn = make([]bool, len(ev.perms)), map[string][]int32{}
+		for i := range ev.perms {
+			if ev.own[i] = names(&ev.perms[i].GrantPath, p); ev.own[i] {
+				ns := ev.perms[i].Namespace
+				ev.ownIn[ns] = append(ev.ownIn[ns], int32(i))
+			}
+		}
+		w.cur, w.curRef = subj, p
 	}
-	slices.Sort(scopes)
+	subj := w.cur
+	ev := subj.ev
+	if _, bound := ev.ownIn[k.scope]; !bound {
+		return nil // no grant of its own here: nothing to report in this scope
+	}
+	scopes := []string{k.scope}
 	var subjectRules, grantRules []*Rule
 	for _, r := range w.ec.rulesOf(groupSubject) {
 		if r.Target == TargetGrant {

@@ -148,7 +148,12 @@ type Result struct {
 	// attack is the escalation graph of snap when a path rule ran; Update moves it to the next snapshot
 	// (so it belongs to the newest result).
 	attack *graph.AttackGraph
+	// pathsPending says the attack-path findings are those of an earlier snapshot (see Engine.RefreshPaths).
+	pathsPending bool
 }
+
+// PathsPending reports whether the attack-path findings trail the snapshot (Engine.RefreshPaths catches up).
+func (r *Result) PathsPending() bool { return r.pathsPending }
 
 // SkippedRule is a rule that did not run.
 type SkippedRule struct {

@@ -242,6 +242,17 @@ func TestUpdateEqualsEvaluate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if upd.PathsPending() {
+					var pd Delta
+					if upd, pd, err = e.RefreshPaths(ctx, upd); err != nil {
+						t.Fatal(err)
+					}
+					if upd.PathsPending() {
+						t.Fatal("RefreshPaths left the paths pending")
+					}
+					delta.New = append(delta.New, pd.New...)
+					delta.Resolved = append(delta.Resolved, pd.Resolved...)
+				}
 				full, err := e.Evaluate(ctx, next)
 				if err != nil {
 					t.Fatal(err)

@@ -32,11 +32,14 @@ func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot,
 	}
 	copied := map[string]bool{}
 	t := touched(prev.snap, next, objects, ec)
-	if len(objects) > 0 {
-		t.all[groupPath] = true
-	}
+	// Attack-path findings are searched for all subjects at once; Update keeps them as they were and marks them
+	// pending (RefreshPaths searches again), so that a burst of changes pays for one search, not one each.
+	res.pathsPending = prev.pathsPending || (len(objects) > 0 && len(ec.rulesOf(groupPath)) > 0)
 	delta := Delta{New: []Finding{}, Resolved: []Finding{}}
 	for _, g := range groupOrder {
+		if g == groupPath {
+			continue
+		}
 		keys := t.items(g, prev, ec)
 		if len(keys) == 0 {
 			continue
@@ -70,6 +73,52 @@ func (e *Engine) Update(ctx context.Context, prev *Result, next *graph.Snapshot,
 	res.Skipped, res.Expired = ec.skipped(), e.opts.Suppressions.expired(e.opts.Now())
 	res.attack = ec.attackGraph
 	return res, delta, nil
+}
+
+// RefreshPaths searches the attack paths of res's snapshot again and replaces its path findings: after Update,
+// whose result has PathsPending set. The delta covers the path findings only.
+func (e *Engine) RefreshPaths(ctx context.Context, res *Result) (*Result, Delta, error) {
+	ec := e.newContext(res.snap)
+	ec.attackGraph = res.attack
+	out := &Result{snap: res.snap, items: maps.Clone(res.items), attack: res.attack, Skipped: res.Skipped, Expired: res.Expired}
+	seen := map[itemKey]bool{}
+	var keys []itemKey
+	var before []Finding
+	for _, m := range res.items {
+		for k, fs := range m {
+			if k.group == groupPath {
+				seen[k] = true
+				keys = append(keys, k)
+				before = append(before, fs...)
+			}
+		}
+	}
+	for _, k := range ec.allItems(groupPath) {
+		if !seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	copied := map[string]bool{}
+	for _, k := range keys {
+		if sh := k.shard(); !copied[sh] {
+			copied[sh] = true
+			if m := out.items[sh]; m != nil {
+				out.items[sh] = maps.Clone(m) // res shares the old maps
+			}
+		}
+	}
+	if err := e.evaluateItems(ctx, ec, out, keys); err != nil {
+		return nil, Delta{}, err
+	}
+	out.attack = ec.attackGraph
+	var after []Finding
+	for _, k := range keys {
+		after = append(after, out.items[k.shard()][k]...)
+	}
+	d := Compare(before, after)
+	SortFindings(d.New)
+	SortFindings(d.Resolved)
+	return out, d, nil
 }
 
 // touchSet collects what a change touches, per group; all[g] means every item of g.

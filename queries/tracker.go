@@ -203,8 +203,14 @@ func (t *Tracker) publishLocked(d RevisionDelta, rev graph.Revision, res *Result
 	}
 }
 
-// Run evaluates the head, then follows every new revision until ctx ends.
+// pathsEvery bounds how long attack-path findings may trail the head under continuous change.
+const pathsEvery = 10 * time.Second
+
+// Run evaluates the head, then follows every new revision until ctx ends. Attack-path findings, searched for
+// every subject at once, are refreshed when the changes pause (no newer revision waiting), and at least every
+// pathsEvery under continuous change.
 func (t *Tracker) Run(ctx context.Context) error {
+	lastPaths := time.Now()
 	for {
 		updated := t.live.Updated()
 		if err := t.step(ctx); err != nil {
@@ -214,11 +220,44 @@ func (t *Tracker) Run(ctx context.Context) error {
 			return err
 		}
 		select {
+		case <-updated:
+			if time.Since(lastPaths) < pathsEvery {
+				continue // more changes waiting: catch up first
+			}
+		default:
+		}
+		if err := t.refreshPaths(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		lastPaths = time.Now()
+		select {
 		case <-ctx.Done():
 			return nil
 		case <-updated:
 		}
 	}
+}
+
+// refreshPaths brings the attack-path findings of the current result up to its revision.
+func (t *Tracker) refreshPaths(ctx context.Context) error {
+	rev, cur := t.Current()
+	if cur == nil || !cur.PathsPending() {
+		return nil
+	}
+	start := time.Now()
+	res, delta, err := t.Engine().RefreshPaths(ctx, cur)
+	if err != nil {
+		return fmt.Errorf("attack paths at revision %d: %w", rev, err)
+	}
+	t.mu.Lock()
+	if t.cur == cur { // SetEngine may have replaced it meanwhile
+		t.publishLocked(RevisionDelta{From: rev, Revision: rev, Delta: delta, Took: time.Since(start)}, rev, res)
+	}
+	t.mu.Unlock()
+	return nil
 }
 
 // step brings the findings to the live head.

@@ -112,7 +112,7 @@ func waitForRevision(t *testing.T, tr *Tracker, rev graph.Revision) {
 	deadline := time.After(time.Minute)
 	for {
 		updated := tr.Updated()
-		if got, _ := tr.Current(); got >= rev {
+		if got, res := tr.Current(); got >= rev && !res.PathsPending() {
 			return
 		}
 		select {

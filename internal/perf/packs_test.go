@@ -95,6 +95,12 @@ func BenchmarkPacksL(b *testing.B) {
 	for _, k := range append(kinds, "all") {
 		report(b, "packs after one "+k, lat[k])
 	}
+	// Attack-path findings are searched again once changes pause (the tracker's RefreshPaths).
+	start = time.Now()
+	if _, _, err := e.RefreshPaths(ctx, cur); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("L attack-path findings refreshed after the changes: %v\n", time.Since(start))
 }
 
 func countRules(ps []*queries.Pack) int {

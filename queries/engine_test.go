@@ -213,7 +213,7 @@ func TestEmbeddedPacksLoad(t *testing.T) {
 		"KIEM-DEF-001", "KIEM-DEF-002", "KIEM-DEF-003", "KIEM-WL-001", "KIEM-WL-002", "KIEM-WL-003",
 		"KIEM-HYG-001", "KIEM-HYG-002", "KIEM-HYG-003", "KIEM-HYG-004", "KIEM-HYG-005", "KIEM-HYG-006", "KIEM-HYG-007",
 		"KIEM-HYG-008", "KIEM-HYG-010a", "KIEM-HYG-010c", "KIEM-HYG-010d", "KIEM-HYG-011", "KIEM-HYG-012",
-		"KIEM-HYG-013", "KIEM-HYG-014", "KIEM-HYG-015", "KIEM-HYG-016", "KIEM-HYG-017"} {
+		"KIEM-HYG-013", "KIEM-HYG-014", "KIEM-HYG-014r", "KIEM-HYG-014w", "KIEM-HYG-015", "KIEM-HYG-016", "KIEM-HYG-017"} {
 		if !ids[id] {
 			t.Errorf("no rule %s in the embedded packs", id)
 		}

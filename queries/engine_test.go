@@ -12,15 +12,15 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/kiem-io/kiem/graph"
-	"github.com/kiem-io/kiem/indexer"
 	"github.com/kiem-io/kiem/internal/fixtures"
+	"github.com/kiem-io/kiem/internal/manifests"
 	"github.com/kiem-io/kiem/internal/workload"
 )
 
 func kubeadmObjects(t testing.TB) *graph.Objects {
 	t.Helper()
-	objs, _, err := indexer.LoadFS(context.Background(), fixtures.FS,
-		[]string{fixtures.KubeadmV133, fixtures.KubeadmAddons}, indexer.LoadOptions{})
+	objs, err := manifests.Load(context.Background(), fixtures.FS,
+		[]string{fixtures.KubeadmV133, fixtures.KubeadmAddons}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/kiem-io/kiem/graph"
-	"github.com/kiem-io/kiem/indexer"
 	"github.com/kiem-io/kiem/internal/fixtures"
+	"github.com/kiem-io/kiem/internal/manifests"
 )
 
 // TestRuleFixtures runs every rule of the embedded packs on its own fixtures, testdata/rules/<RULE-ID>/:
@@ -114,12 +114,12 @@ func readHeader(t *testing.T, file string) map[string][]string {
 func evaluateFixture(t *testing.T, e *Engine, file string, hdr map[string][]string) []Finding {
 	t.Helper()
 	ctx := context.Background()
-	objs, _, err := indexer.Load(ctx, []string{file}, indexer.LoadOptions{})
+	objs, err := manifests.Load(ctx, nil, []string{file}, "")
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
 	if slices.Contains(hdr["with"], "kubeadm") {
-		base, _, err := indexer.LoadFS(ctx, fixtures.FS, []string{fixtures.KubeadmV133, fixtures.KubeadmAddons}, indexer.LoadOptions{})
+		base, err := manifests.Load(ctx, fixtures.FS, []string{fixtures.KubeadmV133, fixtures.KubeadmAddons}, "")
 		if err != nil {
 			t.Fatal(err)
 		}

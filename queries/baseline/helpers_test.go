@@ -11,8 +11,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/kiem-io/kiem/graph"
-	"github.com/kiem-io/kiem/indexer"
 	"github.com/kiem-io/kiem/internal/fixtures"
+	"github.com/kiem-io/kiem/internal/manifests"
 )
 
 // Source names of the embedded data, as verdicts and reasons must spell them.
@@ -92,7 +92,7 @@ func builtinObjects() *graph.Objects {
 // loadFixture reads a file of internal/fixtures as kiem reads snapshots.
 func loadFixture(t *testing.T, path, namespace string) *graph.Objects {
 	t.Helper()
-	objs, _, err := indexer.LoadFS(t.Context(), fixtures.FS, []string{path}, indexer.LoadOptions{DefaultNamespace: namespace})
+	objs, err := manifests.Load(t.Context(), fixtures.FS, []string{path}, namespace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing/fstest"
 
 	"github.com/kiem-io/kiem/graph"
-	"github.com/kiem-io/kiem/indexer"
+	"github.com/kiem-io/kiem/internal/manifests"
 )
 
 // TestLoadErrors: a malformed baseline file fails the load with its file and line.
@@ -190,7 +190,7 @@ func origin(o graph.Object) string {
 
 // TestBuiltinIsSnapshot: the embedded files are kiem snapshot files too (kiem can-i --snapshot reads them).
 func TestBuiltinIsSnapshot(t *testing.T) {
-	objs, _, err := indexer.LoadFS(t.Context(), embedded, []string{"data"}, indexer.LoadOptions{})
+	objs, err := manifests.Load(t.Context(), embedded, []string{"data"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

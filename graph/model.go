@@ -198,3 +198,26 @@ func (o *Objects) Append(other *Objects) {
 	o.Users = append(o.Users, other.Users...)
 	o.Secrets = append(o.Secrets, other.Secrets...)
 }
+
+// MetaOf returns the metadata of o, nil for an object kiem does not know.
+func MetaOf(o Object) *Meta {
+	switch v := o.(type) {
+	case *Namespace:
+		return &v.Meta
+	case *ServiceAccount:
+		return &v.Meta
+	case *Role:
+		return &v.Meta
+	case *Binding:
+		return &v.Meta
+	case *Pod:
+		return &v.Meta
+	case *Node:
+		return &v.Meta
+	case *Secret:
+		return &v.Meta
+	case *User:
+		return &v.Meta
+	}
+	return nil
+}

@@ -201,7 +201,7 @@ func (ec *evalContext) allItems(g group) []itemKey {
 	}
 	var out []itemKey
 	add := func(o graph.Object) bool {
-		out = append(out, itemKey{group: g, ref: refOf(o)})
+		out = append(out, itemKey{group: g, ref: o.Ref()})
 		return true
 	}
 	switch g {
@@ -274,28 +274,6 @@ func (ec *evalContext) rulesOf(g group) []*Rule {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-func refOf(o graph.Object) graph.ObjectRef {
-	switch v := o.(type) {
-	case *graph.Binding:
-		return v.Ref()
-	case *graph.Role:
-		return v.Ref()
-	case *graph.ServiceAccount:
-		return v.Ref()
-	case *graph.Pod:
-		return v.Ref()
-	case *graph.Namespace:
-		return v.Ref()
-	case *graph.Node:
-		return v.Ref()
-	case *graph.Secret:
-		return v.Ref()
-	case *graph.User:
-		return v.Ref()
-	}
-	return graph.ObjectRef{}
 }
 
 // podsOnNode returns the pods scheduled on a node, indexed once per evaluation.

@@ -459,7 +459,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 		perm := &h.grants[i]
 		e := Evidence{Grant: &perm.GrantPath, Namespace: perm.Namespace}
 		if o, ok := w.ec.snap.Object(*perm.Binding); ok {
-			e.Location = metaOf(o).Origin
+			e.Location = graph.MetaOf(o).Origin
 		}
 		if base != nil {
 			e.Expected, e.Reason = base.Path(perm.GrantPath)
@@ -474,7 +474,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 	for _, ref := range h.objects {
 		e := Evidence{Object: &ref, Text: refName(ref)}
 		if o, ok := w.ec.snap.Object(ref); ok {
-			e.Location = metaOf(o).Origin
+			e.Location = graph.MetaOf(o).Origin
 		}
 		f.Evidence = append(f.Evidence, e)
 	}
@@ -492,7 +492,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 	switch {
 	case h.object != nil:
 		if o, ok := w.ec.snap.Object(*h.object); ok {
-			f.Location = metaOf(o).Origin
+			f.Location = graph.MetaOf(o).Origin
 		}
 	}
 	if f.Location == "" {
@@ -526,27 +526,4 @@ func defaultMessage(r *Rule, h *hit) string {
 		return fmt.Sprintf("%s: %s %s", refName(*h.subject), r.Title, where(h.namespace))
 	}
 	return r.Title
-}
-
-// metaOf returns an object's metadata.
-func metaOf(o graph.Object) *graph.Meta {
-	switch v := o.(type) {
-	case *graph.Binding:
-		return &v.Meta
-	case *graph.Role:
-		return &v.Meta
-	case *graph.ServiceAccount:
-		return &v.Meta
-	case *graph.Pod:
-		return &v.Meta
-	case *graph.Namespace:
-		return &v.Meta
-	case *graph.Node:
-		return &v.Meta
-	case *graph.Secret:
-		return &v.Meta
-	case *graph.User:
-		return &v.Meta
-	}
-	return &graph.Meta{}
 }

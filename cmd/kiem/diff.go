@@ -107,7 +107,7 @@ func (r *diffReport) origin(gained bool, binding graph.ObjectRef) string {
 		snap = r.after
 	}
 	if o, ok := snap.Object(binding); ok {
-		return originOf(o)
+		return objectOrigin(o)
 	}
 	return ""
 }
@@ -350,7 +350,7 @@ func whatIf(ctx context.Context, e *queries.Engine, oldObjs, newObjs *graph.Obje
 		if obj == nil {
 			obj = o.Before
 		}
-		rep.Objects = append(rep.Objects, diffObject{Op: o.Op, Ref: o.Ref, Location: originOf(obj)})
+		rep.Objects = append(rep.Objects, diffObject{Op: o.Op, Ref: o.Ref, Location: objectOrigin(obj)})
 	}
 	old := map[string]*queries.Finding{}
 	for i, fd := range before.Findings() {
@@ -443,29 +443,6 @@ func withoutOrigin(o graph.Object) graph.Object {
 		return &c
 	}
 	return o
-}
-
-// originOf returns where an object was read ("file:line"), "" for objects of a live cluster.
-func originOf(o graph.Object) string {
-	switch v := o.(type) {
-	case *graph.Namespace:
-		return v.Origin
-	case *graph.ServiceAccount:
-		return v.Origin
-	case *graph.Role:
-		return v.Origin
-	case *graph.Binding:
-		return v.Origin
-	case *graph.Pod:
-		return v.Origin
-	case *graph.Node:
-		return v.Origin
-	case *graph.Secret:
-		return v.Origin
-	case *graph.User:
-		return v.Origin
-	}
-	return ""
 }
 
 func writeDiffTable(w io.Writer, rep *diffReport) error {
@@ -593,4 +570,12 @@ func ruleText(r *rbacv1.PolicyRule) string {
 		s += " named " + strings.Join(r.ResourceNames, ",")
 	}
 	return s
+}
+
+// objectOrigin returns where an object was read ("file:line"), "" for objects of a live cluster or none.
+func objectOrigin(o graph.Object) string {
+	if m := graph.MetaOf(o); m != nil {
+		return m.Origin
+	}
+	return ""
 }

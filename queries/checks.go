@@ -17,6 +17,20 @@ type check struct {
 	target Target
 	doc    string
 	run    func(w *worker, r *Rule, k itemKey, scope string) ([]hit, error)
+	// probes are the constant questions the check asks, answered from bitsets like the rules' (see probeTable).
+	probes []probe
+}
+
+// probesFor lists every combination of verbs and resources (kubectl notation), asked with some.
+func probesFor(some bool, verbs []string, resources ...string) []probe {
+	var out []probe
+	for _, res := range resources {
+		group, resource, sub := parseResource(res)
+		for _, v := range verbs {
+			out = append(out, probe{graph.Action{Verb: v, APIGroup: group, Resource: resource, Subresource: sub}, some})
+		}
+	}
+	return out
 }
 
 // checks is the registry of Go checks, by name. It is filled by the init functions of the check files and only

@@ -18,38 +18,27 @@ func init() {
 		doc: "the subject can write bindings and holds bind on a role that grants more than it already holds " +
 			"in that scope (RISKS.md KIEM-ESC-007, M9)",
 		run: bindEscalation,
+		probes: slices.Concat(
+			probesFor(false, []string{"bind"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
+			probesFor(true, []string{"bind"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
+			probesFor(true, []string{"create", "update", "patch"}, "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io"),
+			probesFor(false, []string{"create", "update", "patch"}, "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io")),
 	})
 	register(&check{
 		name:   "escalate-bound-role",
 		target: TargetSubject,
 		doc:    "the subject holds escalate and can update (or create) a role that a binding of it references (KIEM-ESC-008)",
 		run:    escalateBoundRole,
+		probes: slices.Concat(
+			probesFor(true, []string{"escalate", "create", "update", "patch"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
+			probesFor(false, []string{"create"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io")),
 	})
 }
 
-// inScope returns the indexes of the permissions that apply in scope: the cluster-wide ones and the scope's.
-func inScope(ev *evaluation, scope string) []int32 {
-	ev.ensure()
-	if scope == "" {
-		return ev.cluster
-	}
-	return append(slices.Clip(ev.cluster), ev.byNS[scope]...)
-}
-
-// scopePerms returns the rules of the permissions that apply in scope.
-func scopePerms(ev *evaluation, scope string) []*rbacv1.PolicyRule {
-	var out []*rbacv1.PolicyRule
-	for _, i := range inScope(ev, scope) {
-		out = append(out, ev.perms[i].Rule)
-	}
-	return out
-}
-
-// ownsAny reports whether one of the permissions (indexes into ev.perms) is granted by a binding naming p itself
-// in scope.
-func ownsAny(ev *evaluation, grants []int32, p graph.ObjectRef, scope string) bool {
-	for _, i := range grants {
-		if perm := &ev.perms[i]; perm.Namespace == scope && names(&perm.GrantPath, p) {
+// ownsAny reports whether one of the grants is granted by a binding naming p itself in scope.
+func ownsAny(grants []graph.Permission, p graph.ObjectRef, scope string) bool {
+	for i := range grants {
+		if perm := &grants[i]; perm.Namespace == scope && names(&perm.GrantPath, p) {
 			return true
 		}
 	}
@@ -78,8 +67,8 @@ func bindNames(ev *evaluation, resource string) (all bool, names []string) {
 	if len(ev.answer(a, false)) > 0 {
 		return true, nil
 	}
-	for _, i := range ev.answer(a, true) {
-		names = append(names, ev.perms[i].Rule.ResourceNames...)
+	for _, g := range ev.answer(a, true) {
+		names = append(names, g.Rule.ResourceNames...)
 	}
 	slices.Sort(names)
 	return false, slices.Compact(names)
@@ -99,7 +88,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 	}
 	// A subject finding needs a grant naming the subject itself in this scope: when bind and the binding
 	// writes all come through its groups, the groups' own evaluation reports them.
-	var relevant []int32
+	var relevant []graph.Permission
 	for _, res := range []string{"clusterroles", "roles"} {
 		relevant = append(relevant, ev.answer(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: res}, true)...)
 	}
@@ -108,7 +97,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 			relevant = append(relevant, ev.answer(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}, true)...)
 		}
 	}
-	if !ownsAny(ev, relevant, k.ref, scope) {
+	if !ownsAny(relevant, k.ref, scope) {
 		return nil, nil
 	}
 	// Where the subject can write bindings: in its namespace, RoleBindings; cluster-wide, ClusterRoleBindings
@@ -128,30 +117,56 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 	var existing map[graph.ObjectRef]bool
 	if !creates {
 		existing = map[graph.ObjectRef]bool{}
+		// The bindings it may update: every one of a kind (asked once), or those its rules name.
+		all, named := map[string]bool{}, map[string]map[string]bool{}
+		for _, res := range resources {
+			for _, verb := range []string{"update", "patch"} {
+				a := graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}
+				if ev.ask(a, false) {
+					all[res] = true
+					continue
+				}
+				for _, g := range ev.answer(a, true) {
+					if named[res] == nil {
+						named[res] = map[string]bool{}
+					}
+					for _, n := range g.Rule.ResourceNames {
+						named[res][n] = true
+					}
+				}
+			}
+		}
 		visit := func(o graph.Object) bool {
 			b := o.(*graph.Binding)
 			res := "rolebindings"
 			if b.Kind == graph.KindClusterRoleBinding {
 				res = "clusterrolebindings"
 			}
-			for _, verb := range []string{"update", "patch"} {
-				if ev.ask(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res, Name: b.Name}, false) {
-					if ref, ok := b.RoleRefObject(); ok {
+			ref, ok := b.RoleRefObject()
+			switch {
+			case !ok:
+			case all[res]:
+				existing[ref] = true
+			case named[res][b.Name]:
+				for _, verb := range []string{"update", "patch"} {
+					if ev.ask(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res, Name: b.Name}, false) {
 						existing[ref] = true
 					}
 				}
 			}
 			return true
 		}
-		w.ec.snap.Each(graph.KindRoleBinding, scope, visit) // "" visits every namespace
-		if scope == "" {
-			w.ec.snap.Each(graph.KindClusterRoleBinding, "", visit)
+		if len(all) > 0 || len(named) > 0 {
+			w.ec.snap.Each(graph.KindRoleBinding, scope, visit) // "" visits every namespace
+			if scope == "" {
+				w.ec.snap.Each(graph.KindClusterRoleBinding, "", visit)
+			}
 		}
 		if len(existing) == 0 {
 			return nil, nil
 		}
 	}
-	owner := scopePerms(ev, scope)
+	owner := ev.scopeRules()
 	if holdsEverything(owner, scope) {
 		return nil, nil // nothing is stronger than every verb on every resource
 	}
@@ -232,24 +247,24 @@ func escalateBoundRole(w *worker, r *Rule, k itemKey, scope string) ([]hit, erro
 		len(ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles"}, true)) == 0 {
 		return nil, nil // the common case: no escalate at all
 	}
-	var relevant []int32
+	var relevant []graph.Permission
 	for _, res := range []string{"clusterroles", "roles"} {
 		relevant = append(relevant, ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: res}, true)...)
 		for _, verb := range []string{"create", "update", "patch"} {
 			relevant = append(relevant, ev.answer(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}, true)...)
 		}
 	}
-	if !ownsAny(ev, relevant, k.ref, scope) {
+	if !ownsAny(relevant, k.ref, scope) {
 		return nil, nil
 	}
 	// The roles bound to the identity in this scope: those its permissions come from, and those the subject's
 	// own bindings here name even when they grant nothing yet (empty, or missing: creating it is the way in).
 	seen := map[graph.ObjectRef]bool{}
 	var roles []graph.ObjectRef
-	for _, i := range inScope(ev, scope) {
-		if !seen[*ev.perms[i].Role] {
-			seen[*ev.perms[i].Role] = true
-			roles = append(roles, *ev.perms[i].Role)
+	for _, b := range ev.scopeBounds() {
+		if ref := *b.RoleRef(); len(b.Role().Rules) > 0 && !seen[ref] {
+			seen[ref] = true
+			roles = append(roles, ref)
 		}
 	}
 	kind := graph.KindRoleBinding

@@ -25,7 +25,9 @@ func init() {
 		run: ineffectiveRules})
 	register(&check{name: "shared-serviceaccount", target: TargetServiceAccount,
 		doc: "pods of two or more different workloads run as the ServiceAccount (KIEM-HYG-016)",
-		run: sharedServiceAccount})
+		run: sharedServiceAccount,
+		probes: slices.Concat(probesFor(false, []string{"create", "update", "patch", "delete"}, "pods", "secrets", "configmaps", "deployments.apps"),
+			probesFor(false, []string{"get", "list", "watch"}, "secrets"))})
 	register(&check{name: "modified-default-binding", target: TargetBinding,
 		doc: "a binding that has a platform default's name but not its content",
 		run: modifiedDefault})

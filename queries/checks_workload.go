@@ -12,7 +12,7 @@ func init() {
 	register(&check{name: "takeover-token", target: TargetPod,
 		doc: "the pod mounts the token of a ServiceAccount that can take over the cluster or its namespace " +
 			"(create pods or workloads, read secrets, bind, escalate, impersonate, nodes/proxy, mint tokens) (KIEM-WL-001)",
-		run: takeoverToken})
+		run: takeoverToken, probes: actionProbes(takeoverActions)})
 	register(&check{name: "node-token-concentration", target: TargetNode,
 		doc: "the node runs pods whose mounted tokens can take over the cluster (KIEM-WL-002)",
 		run: nodeTokenConcentration})
@@ -64,14 +64,12 @@ func takeover(w *worker, sa graph.ObjectRef) takeoverResult {
 	}
 	ev := w.subjectFor(sa, sa.Namespace).ev
 	ev.reset()
-	ev.ensure()
 	scopes := []string{sa.Namespace}
-	for ns := range ev.byNS {
+	for _, ns := range w.ec.namespacesOf(sa, ev.id) {
 		if ns != sa.Namespace {
 			scopes = append(scopes, ns)
 		}
 	}
-	slices.Sort(scopes[1:])
 	var what []string
 	const most = 12 // enough to judge and to read; the evidence holds every grant asked
 	for _, scope := range scopes {
@@ -89,6 +87,14 @@ func takeover(w *worker, sa graph.ObjectRef) takeoverResult {
 	r := takeoverResult{grants: ev.evidence(), what: what}
 	w.ec.takeovers.Store(sa, r)
 	return r
+}
+
+func actionProbes(as []graph.Action) []probe {
+	out := make([]probe, len(as))
+	for i, a := range as {
+		out[i] = probe{a, false}
+	}
+	return out
 }
 
 func describeAction(a graph.Action) string {

@@ -367,16 +367,23 @@ func (ec *evalContext) buildRoleModel(ref graph.ObjectRef) (*Role, *graph.Role) 
 	return modelRole(r), r
 }
 
-// permissions lists the permissions of principal p, whose identity is id. With the index of a full evaluation
-// only the namespaces where p or its groups are bound are visited.
-func (ec *evalContext) permissions(ctx context.Context, p graph.ObjectRef, id graph.Identity) ([]graph.Permission, error) {
-	var out []graph.Permission
-	collect := func(perm graph.Permission) bool {
-		out = append(out, perm)
-		return true
-	}
+// namespacesOf lists, sorted, the namespaces where a RoleBinding names principal p (whose identity is id)
+// or one of its groups. With the index of a full evaluation only those are looked at; an update asks every
+// namespace of the snapshot.
+func (ec *evalContext) namespacesOf(p graph.ObjectRef, id graph.Identity) []string {
 	if !ec.indexed {
-		return out, ec.snap.VisitPermissions(ctx, id, collect)
+		var out []string
+		for _, ns := range ec.snap.NamespaceNames() {
+			any := false
+			ec.snap.VisitBound(id, ns, func(graph.Bound) bool {
+				any = true
+				return false
+			})
+			if any {
+				out = append(out, ns)
+			}
+		}
+		return out
 	}
 	nss := slices.Clone(ec.boundIn[p])
 	for _, g := range id.Groups {
@@ -389,9 +396,9 @@ func (ec *evalContext) permissions(ctx context.Context, p graph.ObjectRef, id gr
 	slices.Sort(nss)
 	nss = slices.Compact(nss)
 	if len(nss) > 0 && nss[0] == "" {
-		nss = nss[1:] // cluster-wide: ClusterRoleBindings are always visited
+		nss = nss[1:]
 	}
-	return out, ec.snap.VisitPermissionsIn(ctx, id, nss, collect)
+	return nss
 }
 
 // clusterRolesByBreadth returns the ClusterRoles, those granting the most first: '*' verbs, resources and

@@ -41,16 +41,20 @@ type Engine struct {
 	rules    map[string]*Rule
 	byTarget map[Target][]*Rule
 	opts     Options
-	// probes are the distinct constant permission questions of every rule; probeIDs lists each rule's.
-	probes   []probe
-	probeIDs map[*Rule][]int
+	// table numbers the constant permission questions of every rule and check; ruleProbes marks each CEL
+	// rule's (for rules whose questions are all constant), native holds the subject rules compiled to run
+	// without CEL, and bits caches every role's answers.
+	table      *probeTable
+	ruleProbes map[*Rule]bitset
+	native     map[*Rule]*nativeRule
+	bits       *bitsCache
 }
 
 // NewEngine prepares packs for evaluation. Rule IDs must be unique across packs.
 func NewEngine(packs []*Pack, opts Options) (*Engine, error) {
 	e := &Engine{packs: packs, rules: map[string]*Rule{}, byTarget: map[Target][]*Rule{}, opts: opts,
-		probeIDs: map[*Rule][]int{}}
-	ids := map[probe]int{}
+		table: newProbeTable(), ruleProbes: map[*Rule]bitset{}, native: map[*Rule]*nativeRule{}}
+	ids := map[*Rule][]int{}
 	var errs []error
 	for _, p := range packs {
 		for _, r := range p.Rules {
@@ -60,17 +64,39 @@ func NewEngine(packs []*Pack, opts Options) (*Engine, error) {
 			}
 			e.rules[r.ID] = r
 			e.byTarget[r.Target] = append(e.byTarget[r.Target], r)
-			for _, p := range r.probes {
-				id, ok := ids[p]
-				if !ok {
-					id = len(e.probes)
-					ids[p] = id
-					e.probes = append(e.probes, p)
+			if r.Target == TargetSubject && r.check == nil {
+				if nr, ok := compileNative(r, e.table); ok {
+					e.native[r] = nr
+					continue
 				}
-				e.probeIDs[r] = append(e.probeIDs[r], id)
+			}
+			for _, p := range r.probes {
+				ids[r] = append(ids[r], e.table.id(p))
+			}
+			if r.check != nil {
+				for _, p := range r.check.probes {
+					e.table.id(p)
+				}
 			}
 		}
 	}
+	e.table.finish()
+	mask := func(ids []int) bitset {
+		b := newBitset(len(e.table.probes))
+		for _, id := range ids {
+			b.set(id)
+		}
+		return b
+	}
+	for _, nr := range e.native {
+		nr.probes = mask(nr.ids)
+	}
+	for r, rids := range ids {
+		if r.probesComplete {
+			e.ruleProbes[r] = mask(rids)
+		}
+	}
+	e.bits = newBitsCache(e.table)
 	if e.opts.Now == nil {
 		e.opts.Now = time.Now
 	}

@@ -8,144 +8,360 @@ import (
 	"github.com/kiem-io/kiem/graph"
 )
 
-// evaluation is what a subject's permission functions read: the identity's permissions, the scope they are asked
+// evaluation is what a subject's permission functions read: the identity's bindings in the scope they are asked
 // in, and the grants that answered yes so far (the evidence). One evaluation serves one worker at a time.
+//
+// Questions an engine knows in advance (its probes) are answered from bitsets: every role's answers to all of
+// them are computed once (bitsCache), and the identity's answers in a scope are the union over the bindings
+// that apply there. Which grants answered is worked out only when a finding needs the evidence. Other questions
+// are matched against the rules of those bindings.
 type evaluation struct {
-	scope string
-	// perms are loaded by load on first use, so that rules that ask nothing cost nothing.
-	load   func() []graph.Permission
-	loaded bool
-	err    error
-	perms  []graph.Permission
-	// cluster and byNS index perms: the cluster-wide ones, and those of each namespace.
-	cluster []int32
-	byNS    map[string][]int32
-	// hits are indexes into perms of the grants that allowed something, in order, without repeats.
-	hits []int32
-	hit  map[int32]struct{}
-	// memo keeps the answers of this scope: rules ask the same few questions again and again; clusterMemo
-	// keeps the part the cluster-wide grants give, which is the same in every scope.
-	memo        map[probe][]int32
-	clusterMemo map[probe][]int32
-	// probes are the engine's constant questions (see Engine.probes), answered at most once per scope:
-	// answered[i] is 0 (not yet), 1 (not by a grant of the subject's own in the scope) or 2 (yes, by one).
-	probes   []probe
-	answered []uint8
-	// own marks the permissions granted by bindings naming the evaluated subject itself (subject rules only);
-	// ownIn lists them by scope.
-	own   []bool
-	ownIn map[string][]int32
+	ec   *evalContext
+	id   graph.Identity
+	self graph.ObjectRef // grants of bindings naming it are the subject's own
+	// hasSelf is false for a binding subject that matches nobody: it holds nothing.
+	hasSelf bool
+	scope   string
+
+	clusterLoaded bool
+	cluster       []bound // its ClusterRoleBindings
+	clusterAll    bitset  // their answers
+	clusterOwn    bitset  // the answers of those naming self
+	clusterNamed  bool    // one of their roles answers per scope (roleBits.named)
+
+	scopeLoaded bool
+	local       []bound // the RoleBindings of scope
+	mask        bitset  // the probes a RoleBinding of scope can answer
+	answers     bitset  // the identity's answers in scope
+	own         bitset  // the answers in scope of the bindings naming self
+
+	// asked are the probes asked in scope that answered yes since the last reset: their grants are evidence.
+	asked bitset
+	// found is the evidence worked out so far (from other scopes, and questions that are not probes); seen keys it.
+	found []graph.Permission
+	seen  map[grantKey]struct{}
 }
 
-func newEvaluation() *evaluation {
-	return &evaluation{hit: map[int32]struct{}{}, memo: map[probe][]int32{}}
+// bound is one binding of the identity with its role's answers.
+type bound struct {
+	graph.Bound
+	bits *roleBits
+	own  bool
 }
 
-// setScope moves the evaluation to another scope.
+type grantKey struct {
+	binding *graph.ObjectRef
+	rule    int
+}
+
+func (ec *evalContext) newEvaluation(p graph.ObjectRef, id graph.Identity, scope string) *evaluation {
+	n := len(ec.e.table.probes)
+	return &evaluation{ec: ec, id: id, self: p, hasSelf: true, scope: scope, asked: newBitset(n)}
+}
+
+// setScope moves the evaluation to another scope; the evidence gathered so far is kept.
 func (ev *evaluation) setScope(scope string) {
 	if scope != ev.scope {
+		ev.flush()
 		ev.scope = scope
-		clear(ev.memo)
-		clear(ev.answered)
+		ev.scopeLoaded = false
 	}
 }
 
-// reset prepares the evaluation for another rule on the same identity and scope.
+// reset starts the evidence of another rule.
 func (ev *evaluation) reset() {
-	ev.hits = ev.hits[:0]
-	clear(ev.hit)
+	clear(ev.asked)
+	ev.found = nil
+	ev.seen = nil
+}
+
+func (ev *evaluation) loadCluster() {
+	if ev.clusterLoaded {
+		return
+	}
+	ev.clusterLoaded = true
+	n := len(ev.ec.e.table.probes)
+	ev.clusterAll, ev.clusterOwn = newBitset(n), newBitset(n)
+	if !ev.hasSelf {
+		return
+	}
+	ev.cluster = ev.bounds(ev.cluster[:0], "")
+	for i := range ev.cluster {
+		b := &ev.cluster[i]
+		ev.clusterAll.or(b.bits.all)
+		if b.own {
+			ev.clusterOwn.or(b.bits.all)
+		}
+		ev.clusterNamed = ev.clusterNamed || b.bits.named
+	}
+}
+
+func (ev *evaluation) bounds(dst []bound, ns string) []bound {
+	cache := ev.ec.e.bits
+	ev.ec.snap.VisitBound(ev.id, ns, func(b graph.Bound) bool {
+		p, ok := principalOf(b.Subject(), b.Namespace())
+		dst = append(dst, bound{Bound: b, bits: cache.of(b.Role()), own: ok && p == ev.self})
+		return true
+	})
+	return dst
+}
+
+// ensure loads the bindings that apply in the scope and the identity's answers there.
+func (ev *evaluation) ensure() {
+	if ev.scopeLoaded {
+		return
+	}
+	ev.scopeLoaded = true
+	ev.loadCluster()
+	t, cache := ev.ec.e.table, ev.ec.e.bits
+	ev.mask = t.nsMask(ev.scope)
+	if ev.answers == nil {
+		ev.answers, ev.own = newBitset(len(t.probes)), newBitset(len(t.probes))
+	}
+	copy(ev.answers, ev.clusterAll)
+	clear(ev.own)
+	if ev.clusterNamed && ev.scope != "" {
+		for i := range ev.cluster {
+			ev.answers.or(cache.roleBitsIn(ev.cluster[i].Role(), ev.cluster[i].bits, ev.scope))
+		}
+	}
+	if ev.scope == "" {
+		copy(ev.own, ev.clusterOwn)
+		ev.local = ev.local[:0]
+		return
+	}
+	ev.local = ev.local[:0]
+	if ev.hasSelf {
+		ev.local = ev.bounds(ev.local, ev.scope)
+	}
+	for i := range ev.local {
+		b := &ev.local[i]
+		bits := cache.roleBitsIn(b.Role(), b.bits, ev.scope)
+		ev.answers.orMasked(bits, ev.mask)
+		if b.own {
+			ev.own.orMasked(bits, ev.mask)
+		}
+	}
+}
+
+// ownBounds returns the bindings naming the subject itself whose grants count in the scope: its
+// ClusterRoleBindings cluster-wide, its RoleBindings of the scope in a namespace.
+func (ev *evaluation) ownBounds() []bound {
+	ev.ensure()
+	bs := ev.cluster
+	if ev.scope != "" {
+		bs = ev.local
+	}
+	var out []bound
+	for _, b := range bs {
+		if b.own {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// ownsAnything reports whether a binding naming the subject itself grants anything in the scope.
+func (ev *evaluation) ownsAnything() bool {
+	for _, b := range ev.ownBounds() {
+		if len(b.Role().Rules) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ownsSomeOf reports whether a grant of the subject's own in the scope answers one of the probes: only those can
+// make a subject finding in this scope.
+func (ev *evaluation) ownsSomeOf(probes bitset) bool {
+	ev.ensure()
+	return ev.own.intersects(probes)
+}
+
+// ownsAsked reports whether a grant of the subject's own in the scope is part of the evidence gathered since the
+// last reset.
+func (ev *evaluation) ownsAsked() bool {
+	ev.ensure()
+	if ev.own.intersects(ev.asked) {
+		return true
+	}
+	for i := range ev.found {
+		if p := &ev.found[i]; p.Namespace == ev.scope && names(&p.GrantPath, ev.self) {
+			return true
+		}
+	}
+	return false
 }
 
 // ask answers whether the identity may do a in the evaluation's scope, with the authorizer's semantics: a
 // RoleBinding's grants count in its namespace only, non-resource URLs only through ClusterRoleBindings. With some,
 // a rule restricted to resourceNames counts as allowing the request for one of its names. Every grant that
-// allows it is recorded.
+// allows it is evidence.
 func (ev *evaluation) ask(a graph.Action, some bool) bool {
-	grants := ev.answer(a, some)
-	for _, i := range grants {
-		if _, dup := ev.hit[i]; !dup {
-			ev.hit[i] = struct{}{}
-			ev.hits = append(ev.hits, i)
-		}
+	if id, ok := ev.ec.e.table.lookup(a, some); ok {
+		return ev.askProbe(id)
+	}
+	grants := ev.match(a, some)
+	for _, g := range grants {
+		ev.add(g)
 	}
 	return len(grants) > 0
 }
 
-// answer returns the indexes of the permissions that allow a in the scope, without recording them.
-func (ev *evaluation) answer(a graph.Action, some bool) []int32 {
+// askProbe is ask for a probe.
+func (ev *evaluation) askProbe(id int) bool {
 	ev.ensure()
-	key := probe{a, some}
-	if grants, ok := ev.memo[key]; ok {
-		return grants
+	if ev.answers.has(id) {
+		ev.asked.set(id)
+		return true
 	}
+	return false
+}
+
+// answer returns the grants that allow a in the scope, without recording them.
+func (ev *evaluation) answer(a graph.Action, some bool) []graph.Permission {
+	id, ok := ev.ec.e.table.lookup(a, some)
+	if !ok {
+		return ev.match(a, some)
+	}
+	ev.ensure()
+	if !ev.answers.has(id) {
+		return nil
+	}
+	probes := newBitset(len(ev.ec.e.table.probes))
+	probes.set(id)
+	return ev.grantsOf(nil, probes)
+}
+
+// match is answer for a question that is not a probe: every rule of the bindings is asked.
+func (ev *evaluation) match(a graph.Action, some bool) []graph.Permission {
+	ev.ensure()
 	a.Namespace = requestNamespace(a, ev.scope)
 	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
 		a.Name = a.Namespace // the Namespace object itself
 	}
-	// The cluster-wide grants answer alike in every scope: asked once per identity, not once per scope.
-	ck := probe{a, some}
-	ck.action.Namespace = ""
-	cg, ok := ev.clusterMemo[ck]
-	if !ok {
-		for _, i := range ev.cluster {
-			if ruleAllows(ev.perms[i].Rule, a, some) {
-				cg = append(cg, i)
+	var out []graph.Permission
+	// A question about one named object is allowed only by rules that allow it for some object: when that is
+	// a probe, only the rules answering it are asked. (Not for the Namespace object, whose request namespace
+	// follows from its name.)
+	if a.IsResource() && a.Name != "" && !isNamespaceObject(a) {
+		unnamed := a
+		unnamed.Name, unnamed.Namespace = "", ""
+		if id, ok := ev.ec.e.table.lookup(unnamed, true); ok {
+			if !ev.answers.has(id) {
+				return nil
+			}
+			probes := newBitset(len(ev.ec.e.table.probes))
+			probes.set(id)
+			for _, g := range ev.grantsOf(nil, probes) {
+				if ruleAllows(g.Rule, a, some) {
+					out = append(out, g)
+				}
+			}
+			return out
+		}
+	}
+	visit := func(bs []bound) {
+		for i := range bs {
+			rules := bs[i].Role().Rules
+			for r := range rules {
+				if ruleAllows(&rules[r], a, some) {
+					out = append(out, bs[i].Permission(r))
+				}
 			}
 		}
-		if ev.clusterMemo == nil {
-			ev.clusterMemo = map[probe][]int32{}
-		}
-		ev.clusterMemo[ck] = cg
 	}
-	grants := slices.Clip(cg)
+	visit(ev.cluster)
 	if a.IsResource() && a.Namespace != "" {
-		for _, i := range ev.byNS[a.Namespace] {
-			if ruleAllows(ev.perms[i].Rule, a, some) {
-				grants = append(grants, i)
+		visit(ev.local)
+	}
+	return out
+}
+
+// grantsOf appends the grants that answer one of the probes in the scope. Most bindings answer none of a
+// finding's questions: they are passed over on their role's union before any rule is looked at.
+func (ev *evaluation) grantsOf(dst []graph.Permission, probes bitset) []graph.Permission {
+	ev.ensure()
+	for pass, bs := range [2][]bound{ev.cluster, ev.local} {
+		for i := range bs {
+			b := &bs[i]
+			if pass == 0 && !b.bits.loose.intersects(probes) || pass == 1 && !intersects3(b.bits.loose, probes, ev.mask) {
+				continue
+			}
+			role := b.Role()
+			for r := range role.Rules {
+				rb := b.bits.rules[r]
+				if b.bits.named && b.bits.namedRule[r] {
+					rb = ev.ec.e.bits.ruleBitsIn(role, b.bits, r, ev.scope)
+				}
+				if pass == 0 && rb.intersects(probes) || pass == 1 && intersects3(rb, probes, ev.mask) {
+					dst = append(dst, b.Permission(r))
+				}
 			}
 		}
 	}
-	ev.memo[key] = grants
-	return grants
+	return dst
 }
 
-// ownAnswers reports whether a grant of the subject's own in the scope allows the probe: only those can make a
-// finding in this scope, and a subject has few of them where its groups may hold thousands.
-func (ev *evaluation) ownAnswers(p probe) bool {
-	a := p.action
-	a.Namespace = requestNamespace(a, ev.scope)
-	if a.Namespace != ev.scope && (a.IsResource() || ev.scope != "") {
-		return false // a cluster-scoped question in a namespace: its own RoleBindings there cannot answer it
+// flush turns the probes asked into evidence.
+func (ev *evaluation) flush() {
+	if ev.asked == nil || ev.asked.empty() || !ev.scopeLoaded {
+		return
 	}
-	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
-		a.Name = a.Namespace
-	}
-	for _, i := range ev.ownIn[ev.scope] {
-		if ruleAllows(ev.perms[i].Rule, a, p.some) {
-			return true
+	fresh := len(ev.found) == 0
+	start := len(ev.found)
+	ev.found = ev.grantsOf(ev.found, ev.asked)
+	if !fresh {
+		added := ev.found[start:]
+		ev.found = ev.found[:start]
+		for _, g := range added {
+			ev.add(g)
 		}
 	}
-	return false
+	clear(ev.asked)
 }
 
-// mayMatch reports whether a grant of the subject's own in the scope answers any of a rule's probes: when none
-// does and the probes are all the rule asks, the rule cannot produce a subject finding here.
-func (ev *evaluation) mayMatch(ids []int, complete bool) bool {
-	if !complete {
-		return true
-	}
-	for _, id := range ids {
-		if ev.answered[id] == 0 {
-			ev.answered[id] = 1
-			if ev.ownAnswers(ev.probes[id]) {
-				ev.answered[id] = 2
-			}
-		}
-		if ev.answered[id] == 2 {
-			return true
+// add records one grant as evidence, once.
+func (ev *evaluation) add(g graph.Permission) {
+	if ev.seen == nil {
+		ev.seen = make(map[grantKey]struct{}, len(ev.found)+1)
+		for _, f := range ev.found {
+			ev.seen[grantKey{f.Binding, f.RuleIndex}] = struct{}{}
 		}
 	}
-	return false
+	k := grantKey{g.Binding, g.RuleIndex}
+	if _, dup := ev.seen[k]; dup {
+		return
+	}
+	ev.seen[k] = struct{}{}
+	ev.found = append(ev.found, g)
+}
+
+// evidence returns the grants that answered yes since the last reset. The slice belongs to the caller.
+func (ev *evaluation) evidence() []graph.Permission {
+	ev.flush()
+	out := ev.found
+	ev.found, ev.seen = nil, nil
+	return out
+}
+
+// scopeBounds returns the bindings that apply in the scope: the ClusterRoleBindings, then the scope's
+// RoleBindings.
+func (ev *evaluation) scopeBounds() []bound {
+	ev.ensure()
+	return append(slices.Clip(ev.cluster), ev.local...)
+}
+
+// scopeRules returns the rules granted in the scope.
+func (ev *evaluation) scopeRules() []*rbacv1.PolicyRule {
+	var out []*rbacv1.PolicyRule
+	for _, b := range ev.scopeBounds() {
+		rules := b.Role().Rules
+		for i := range rules {
+			out = append(out, &rules[i])
+		}
+	}
+	return out
 }
 
 func ruleAllows(r *rbacv1.PolicyRule, a graph.Action, some bool) bool {
@@ -153,35 +369,6 @@ func ruleAllows(r *rbacv1.PolicyRule, a graph.Action, some bool) bool {
 		a.Name = r.ResourceNames[0]
 	}
 	return graph.RuleAllows(r, a)
-}
-
-// evidence returns the recorded grants.
-func (ev *evaluation) evidence() []graph.Permission {
-	out := make([]graph.Permission, len(ev.hits))
-	for i, h := range ev.hits {
-		out[i] = ev.perms[h]
-	}
-	return out
-}
-
-// ensure loads the permissions once, and indexes them by where they apply: an identity bound through a group
-// in every namespace holds thousands of grants, of which a question in one scope needs a handful.
-func (ev *evaluation) ensure() {
-	if ev.loaded {
-		return
-	}
-	ev.loaded = true
-	if ev.load != nil {
-		ev.perms = ev.load()
-	}
-	ev.cluster, ev.byNS = nil, map[string][]int32{}
-	for i := range ev.perms {
-		if ns := ev.perms[i].Namespace; ns == "" {
-			ev.cluster = append(ev.cluster, int32(i))
-		} else {
-			ev.byNS[ns] = append(ev.byNS[ns], int32(i))
-		}
-	}
 }
 
 // requestNamespace is the namespace a real request for a in scope carries: none for cluster-scoped built-in

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kiem-io/kiem/graph"
@@ -179,11 +178,19 @@ func (e Evidence) MarshalJSON() ([]byte, error) {
 	}{plain(e), e.Describe()})
 }
 
-// evidenceKey orders evidence: grants by namespace, binding and rule, objects by reference.
-func evidenceKey(e *Evidence) string {
-	if e.Grant != nil {
-		return "g\x00" + e.Namespace + "\x00" + e.Grant.Binding.String() + "\x00" + e.Grant.Subject.Kind + "/" + e.Grant.Subject.Name +
-			"\x00" + e.Grant.Role.String() + "\x00" + strconv.Itoa(e.Grant.RuleIndex)
+// compareEvidence orders evidence: grants first, by namespace, binding, subject, role and rule; then objects by
+// their text.
+func compareEvidence(a, b *Evidence) int {
+	switch {
+	case a.Grant != nil && b.Grant == nil:
+		return -1
+	case a.Grant == nil && b.Grant != nil:
+		return 1
+	case a.Grant == nil:
+		return strings.Compare(a.Text, b.Text)
 	}
-	return "o\x00" + e.Text
+	ga, gb := a.Grant, b.Grant
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), compareRefs(*ga.Binding, *gb.Binding),
+		strings.Compare(ga.Subject.Kind, gb.Subject.Kind), strings.Compare(ga.Subject.Name, gb.Subject.Name),
+		compareRefs(*ga.Role, *gb.Role), cmp.Compare(ga.RuleIndex, gb.RuleIndex))
 }

@@ -71,6 +71,15 @@ type Rule struct {
 	severities     []cel.Program
 	message        cel.Program
 	check          *check
+	// The checked expressions and their environment, from which an engine compiles its native form
+	// (nativeRule).
+	env          *cel.Env
+	matchAST     *cel.Ast
+	severityASTs []*cel.Ast
+	messageAST   *cel.Ast
+	// grantLocal is set for a grant rule whose match reads only the rule, its role and where it was aggregated
+	// from: its answer is the same for every binding of the role.
+	grantLocal bool
 }
 
 // Data that rules may require.
@@ -286,7 +295,10 @@ func (r *Rule) compile() []fieldError {
 		} else {
 			r.probes, r.probesComplete = probesOf(ast)
 		}
-		r.match = prg
+		r.match, r.matchAST, r.env = prg, ast, env
+		if ast != nil && r.Target == TargetGrant {
+			r.grantLocal = readsOnly(ast, "rule", "role", "aggregatedFrom")
+		}
 	}
 	addProbes := func(ast *cel.Ast) {
 		ps, complete := probesOf(ast)
@@ -301,6 +313,7 @@ func (r *Rule) compile() []fieldError {
 			addProbes(ast)
 		}
 		r.severities = append(r.severities, prg)
+		r.severityASTs = append(r.severityASTs, ast)
 	}
 	if r.Message != "" {
 		prg, ast, err := compileExpr(env, r.Message, cel.StringType)
@@ -309,7 +322,7 @@ func (r *Rule) compile() []fieldError {
 		} else {
 			addProbes(ast)
 		}
-		r.message = prg
+		r.message, r.messageAST = prg, ast
 	}
 	return errs
 }

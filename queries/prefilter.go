@@ -30,53 +30,54 @@ func probesOf(ast *cel.Ast) (out []probe, complete bool) {
 		if !ok || !call.IsMemberFunction() {
 			return
 		}
-		args := call.Args()
-		var verbs []string
-		switch a := args[0]; a.Kind() {
-		case celast.LiteralKind:
-			s, ok := a.AsLiteral().(types.String)
-			if !ok {
-				complete = false
-				return
-			}
-			verbs = []string{string(s)}
-		case celast.ListKind:
-			for _, el := range a.AsList().Elements() {
-				s, ok := literalString(el)
-				if !ok {
-					complete = false
-					return
-				}
-				verbs = append(verbs, s)
-			}
-		default:
-			complete = false
-			return
-		}
-		target, ok := literalString(args[1])
-		if !ok {
-			complete = false
-			return
-		}
-		var name string
-		if kind == askNamed {
-			if name, ok = literalString(args[2]); !ok {
-				complete = false
-				return
-			}
-		}
-		for _, verb := range verbs {
-			var a graph.Action
-			if kind == askURL {
-				a = graph.Action{Verb: verb, NonResourceURL: target}
-			} else {
-				group, resource, sub := parseResource(target)
-				a = graph.Action{Verb: verb, APIGroup: group, Resource: resource, Subresource: sub, Name: name}
-			}
-			out = append(out, probe{a, kind == askSome})
-		}
+		ps, ok := callProbes(kind, call.Args(), literalString)
+		out = append(out, ps...)
+		complete = complete && ok
 	}))
 	return out, complete
+}
+
+// callProbes returns the questions one call of a permission function asks, resolving its constant arguments
+// with str; ok is false when one is not constant.
+func callProbes(kind askKind, args []celast.Expr, str func(celast.Expr) (string, bool)) (out []probe, ok bool) {
+	var verbs []string
+	switch a := args[0]; a.Kind() {
+	case celast.ListKind:
+		for _, el := range a.AsList().Elements() {
+			s, ok := str(el)
+			if !ok {
+				return nil, false
+			}
+			verbs = append(verbs, s)
+		}
+	default:
+		s, ok := str(a)
+		if !ok {
+			return nil, false
+		}
+		verbs = []string{s}
+	}
+	target, ok := str(args[1])
+	if !ok {
+		return nil, false
+	}
+	var name string
+	if kind == askNamed {
+		if name, ok = str(args[2]); !ok {
+			return nil, false
+		}
+	}
+	for _, verb := range verbs {
+		var a graph.Action
+		if kind == askURL {
+			a = graph.Action{Verb: verb, NonResourceURL: target}
+		} else {
+			group, resource, sub := parseResource(target)
+			a = graph.Action{Verb: verb, APIGroup: group, Resource: resource, Subresource: sub, Name: name}
+		}
+		out = append(out, probe{a, kind == askSome})
+	}
+	return out, true
 }
 
 func literalString(e celast.Expr) (string, bool) {
@@ -85,4 +86,29 @@ func literalString(e celast.Expr) (string, bool) {
 	}
 	s, ok := e.AsLiteral().(types.String)
 	return string(s), ok
+}
+
+// readsOnly reports whether the expression reads no variable but those named (iteration variables aside).
+func readsOnly(ast *cel.Ast, vars ...string) bool {
+	allowed := map[string]bool{}
+	for _, v := range vars {
+		allowed[v] = true
+	}
+	ok := true
+	celast.PostOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.ComprehensionKind:
+			c := e.AsComprehension()
+			allowed[c.IterVar()], allowed[c.AccuVar()] = true, true
+			if c.HasIterVar2() {
+				allowed[c.IterVar2()] = true
+			}
+		}
+	}))
+	celast.PostOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.IdentKind && !allowed[e.AsIdent()] {
+			ok = false
+		}
+	}))
+	return ok
 }

@@ -1,10 +1,11 @@
 package queries
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
+
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/kiem-io/kiem/graph"
 )
@@ -16,6 +17,9 @@ type worker struct {
 	// cur is the subject being evaluated, for subject checks; curRef names it.
 	cur    *Subject
 	curRef graph.ObjectRef
+	// memo and grantMemo keep what native expressions and grant rules computed once per scope or per rule.
+	memo      map[scopeMemoKey]bool
+	grantMemo map[grantMemoKey]bool
 }
 
 func (ec *evalContext) newWorker() *worker { return &worker{ec: ec} }
@@ -35,7 +39,7 @@ type hit struct {
 	path []graph.AttackHop
 }
 
-// subjectFor builds the model of a principal whose permissions are loaded on first use.
+// subjectFor builds the model of a principal whose bindings are looked up on first use.
 func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 	id := w.ec.identity(p)
 	s := &Subject{Kind: string(p.Kind), Name: p.Name, Namespace: p.Namespace, Groups: nonNil(id.Groups), Exists: true}
@@ -43,17 +47,7 @@ func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 		_, sa := w.ec.serviceAccountModel(p.Namespace, p.Name)
 		s.Exists = sa != nil
 	}
-	ev := newEvaluation()
-	ev.scope = scope
-	ev.probes, ev.answered = w.ec.e.probes, make([]uint8, len(w.ec.e.probes))
-	ev.load = func() []graph.Permission {
-		perms, err := w.ec.permissions(w.ctx, p, id)
-		if err != nil {
-			ev.err = err
-		}
-		return perms
-	}
-	s.ev = ev
+	s.ev = w.ec.newEvaluation(p, id, scope)
 	return s
 }
 
@@ -105,81 +99,101 @@ func mergeSame(fs []Finding) []Finding {
 			*g, f = f, *g
 		}
 		for _, e := range f.Evidence {
-			if !slices.ContainsFunc(g.Evidence, func(x Evidence) bool { return evidenceKey(&x) == evidenceKey(&e) }) {
+			if !slices.ContainsFunc(g.Evidence, func(x Evidence) bool { return compareEvidence(&x, &e) == 0 }) {
 				g.Evidence = append(g.Evidence, e)
 			}
 		}
-		slices.SortStableFunc(g.Evidence, func(a, b Evidence) int { return cmp.Compare(evidenceKey(&a), evidenceKey(&b)) })
+		slices.SortStableFunc(g.Evidence, func(a, b Evidence) int { return compareEvidence(&a, &b) })
 	}
 	return out
 }
 
-// evaluateSubject runs the subject and grant rules on one principal, in every scope where a binding names it
+// evaluateSubject runs the subject and grant rules on one principal in one scope where a binding names it
 // directly. A finding is kept only when some grant that made it names the principal itself in that scope, so
 // that what a group holds is reported once, on the group, and what a ClusterRoleBinding grants once, cluster-wide.
 func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule, hit)) error {
-	p := k.ref
-	// A principal's scopes are consecutive items: its permissions, and the answers its cluster-wide grants
-	// give, are loaded once for all of them.
+	p, scope := k.ref, k.scope
+	// A principal's scopes are consecutive items: its ClusterRoleBindings, and their answers, are looked up once
+	// for all of them.
 	if w.cur == nil || w.curRef != p {
-		subj := w.subjectFor(p, "")
-		ev := subj.ev
-		ev.ensure()
-		if ev.err != nil {
-			return ev.err
-		}
-		ev.own, ev.ownIn = make([]bool, len(ev.perms)), map[string][]int32{}
-		for i := range ev.perms {
-			if ev.own[i] = names(&ev.perms[i].GrantPath, p); ev.own[i] {
-				ns := ev.perms[i].Namespace
-				ev.ownIn[ns] = append(ev.ownIn[ns], int32(i))
-			}
-		}
-		w.cur, w.curRef = subj, p
+		w.cur, w.curRef = w.subjectFor(p, scope), p
 	}
 	subj := w.cur
 	ev := subj.ev
-	if _, bound := ev.ownIn[k.scope]; !bound {
+	ev.setScope(scope)
+	ev.reset()
+	if !ev.ownsAnything() {
 		return nil // no grant of its own here: nothing to report in this scope
 	}
-	scopes := []string{k.scope}
-	var subjectRules, grantRules []*Rule
+	var vars map[string]any
+	varsFor := func() map[string]any {
+		if vars == nil {
+			vars = map[string]any{"subject": subj, "scope": scope, "namespaceObject": w.ec.namespaceModel(scope)}
+		}
+		return vars
+	}
+	st := &nstate{ev: ev, scope: scope, memo: w.scopeMemo(), scopeVars: func() map[string]any {
+		return map[string]any{"scope": scope, "namespaceObject": w.ec.namespaceModel(scope)}
+	}}
+	var grantRules []*Rule
 	for _, r := range w.ec.rulesOf(groupSubject) {
 		if r.Target == TargetGrant {
 			grantRules = append(grantRules, r)
-		} else {
-			subjectRules = append(subjectRules, r)
+			continue
 		}
-	}
-	owned := func(perms []graph.Permission, scope string) bool {
-		for i := range perms {
-			if perms[i].Namespace == scope && names(&perms[i].GrantPath, p) {
-				return true
+		ev.reset()
+		switch nr := w.ec.e.native[r]; {
+		case r.check != nil:
+			hits, err := r.check.run(w, r, k, scope)
+			if err != nil {
+				return evalError(r, k, "check", err)
 			}
-		}
-		return false
-	}
-	for _, scope := range scopes {
-		ev.setScope(scope)
-		vars := map[string]any{"subject": subj, "scope": scope, "namespaceObject": w.ec.namespaceModel(scope)}
-		for _, r := range subjectRules {
-			if r.check != nil {
-				hits, err := r.check.run(w, r, k, scope)
+			for _, h := range hits {
+				if len(h.grants) == 0 || ownsAny(h.grants, p, scope) {
+					emit(r, h)
+				}
+			}
+			continue
+		case nr != nil:
+			if !ev.ownsSomeOf(nr.probes) {
+				continue
+			}
+			ok, err := nr.match.eval(st)
+			if err != nil {
+				return evalError(r, k, "match", err)
+			}
+			if !ok {
+				continue
+			}
+			sev := r.Severity
+			for i, s := range nr.severities {
+				ok, err := s.eval(st)
 				if err != nil {
-					return evalError(r, k, "check", err)
+					return evalError(r, k, "severity", err)
 				}
-				for _, h := range hits {
-					if len(h.grants) == 0 || owned(h.grants, scope) {
-						emit(r, h)
-					}
+				if ok {
+					sev = r.Severities[i].Severity
+					break
 				}
+			}
+			if !ev.ownsAsked() {
 				continue
 			}
-			if !ev.mayMatch(w.ec.e.probeIDs[r], r.probesComplete) {
+			h := hit{subject: &p, namespace: scope, severity: &sev}
+			if r.message != nil {
+				msg, err := evalString(ctx, r.message, varsFor())
+				if err != nil {
+					return evalError(r, k, "message", err)
+				}
+				h.message = msg
+			}
+			h.grants = ev.evidence()
+			emit(r, h)
+		default:
+			if probes, ok := w.ec.e.ruleProbes[r]; ok && !ev.ownsSomeOf(probes) {
 				continue
 			}
-			ev.reset()
-			ok, err := evalBool(ctx, r.match, vars)
+			ok, err := evalBool(ctx, r.match, varsFor())
 			if err != nil {
 				return evalError(r, k, "match", err)
 			}
@@ -187,29 +201,28 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 				continue
 			}
 			h := hit{subject: &p, namespace: scope}
-			if err := w.grade(ctx, r, vars, &h); err != nil {
+			if err := w.grade(ctx, r, varsFor(), &h); err != nil {
 				return evalError(r, k, "severity", err)
 			}
-			if h.grants = ev.evidence(); !owned(h.grants, scope) {
+			if !ev.ownsAsked() {
 				continue
 			}
+			h.grants = ev.evidence()
 			emit(r, h)
 		}
-		gv := w.grantVarsFor(vars)
-		for _, r := range grantRules {
-			h := hit{subject: &p, namespace: scope}
-			var worst *Severity
-			inScope := ev.cluster
-			if scope != "" {
-				inScope = ev.byNS[scope]
-			}
-			for _, i := range inScope {
-				perm := &ev.perms[i]
-				if !ev.own[i] {
-					continue
-				}
-				gv.set(perm)
-				ok, err := evalBool(ctx, r.match, gv.vars)
+	}
+	if len(grantRules) == 0 {
+		return nil
+	}
+	gv := w.grantVarsFor(varsFor())
+	own := ev.ownBounds()
+	for _, r := range grantRules {
+		h := hit{subject: &p, namespace: scope}
+		var worst *Severity
+		for _, b := range own {
+			rules := b.Role().Rules
+			for i := range rules {
+				ok, err := w.matchGrant(ctx, r, gv, b.Bound, i)
 				if err != nil {
 					return evalError(r, k, "match", err)
 				}
@@ -223,15 +236,59 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 				if worst == nil || *g.severity > *worst {
 					worst, h.message = g.severity, g.message
 				}
-				h.grants = append(h.grants, *perm)
+				h.grants = append(h.grants, *gv.perm)
 			}
-			if len(h.grants) > 0 {
-				h.severity = worst
-				emit(r, h)
-			}
+		}
+		if len(h.grants) > 0 {
+			h.severity = worst
+			emit(r, h)
 		}
 	}
 	return nil
+}
+
+// matchGrant evaluates a grant rule's match on rule i of a binding's role; when it holds, the grant variables are
+// set to it. A match that reads only the rule, its role and where it was aggregated from gives the same answer
+// for every binding of the role: it is run once per rule of a role (a rule's pointer names both).
+func (w *worker) matchGrant(ctx context.Context, r *Rule, gv *grantVars, b graph.Bound, i int) (bool, error) {
+	set := func() {
+		perm := b.Permission(i)
+		gv.set(&perm)
+	}
+	if !r.grantLocal {
+		set()
+		return evalBool(ctx, r.match, gv.vars)
+	}
+	k := grantMemoKey{r: r, rule: &b.Role().Rules[i]}
+	v, ok := w.grantMemo[k]
+	if !ok {
+		set()
+		var err error
+		if v, err = evalBool(ctx, r.match, gv.vars); err != nil {
+			return false, err
+		}
+		if w.grantMemo == nil {
+			w.grantMemo = map[grantMemoKey]bool{}
+		}
+		w.grantMemo[k] = v
+		return v, nil
+	}
+	if v {
+		set() // for the severity and the evidence
+	}
+	return v, nil
+}
+
+type grantMemoKey struct {
+	r    *Rule
+	rule *rbacv1.PolicyRule
+}
+
+func (w *worker) scopeMemo() map[scopeMemoKey]bool {
+	if w.memo == nil {
+		w.memo = map[scopeMemoKey]bool{}
+	}
+	return w.memo
 }
 
 // grantVars are the variables of grant rules: a subject's, and those of the grant being evaluated, set in place
@@ -364,10 +421,10 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 			} else {
 				// A subject that matches nobody (a ServiceAccount without a namespace in a ClusterRoleBinding)
 				// holds no permissions.
-				ev := newEvaluation()
-				ev.loaded = true
-				subj = &Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace, Groups: []string{}, ev: ev}
 				p = graph.ObjectRef{Kind: graph.Kind(s.Kind), Namespace: s.Namespace, Name: s.Name}
+				ev := w.ec.newEvaluation(p, graph.Identity{}, b.Namespace)
+				ev.hasSelf = false
+				subj = &Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace, Groups: []string{}, ev: ev}
 			}
 			vars := map[string]any{"binding": bm, "subject": subj, "role": role, "scope": b.Namespace,
 				"namespaceObject": w.ec.namespaceModel(b.Namespace)}
@@ -510,9 +567,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 			f.Reason = fmt.Sprintf("suppressed by %s until %s: %s", s.Owner, s.expiresText(), s.Reason)
 		}
 	}
-	slices.SortStableFunc(f.Evidence, func(a, b Evidence) int {
-		return cmp.Compare(evidenceKey(&a), evidenceKey(&b))
-	})
+	slices.SortStableFunc(f.Evidence, func(a, b Evidence) int { return compareEvidence(&a, &b) })
 	return f
 }
 

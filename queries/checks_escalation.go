@@ -3,6 +3,7 @@ package queries
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kiem-io/kiem/graph"
@@ -11,6 +12,16 @@ import (
 
 const rbacGroup = "rbac.authorization.k8s.io"
 
+// bindRelevant and escalateRelevant are what the two checks need a grant of the subject's own for: bind, or
+// escalate, and writing bindings, or roles.
+var (
+	bindRelevant = slices.Concat(
+		probesFor(true, []string{"bind"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
+		probesFor(true, []string{"create", "update", "patch"}, "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io"))
+	escalateRelevant = probesFor(true, []string{"escalate", "create", "update", "patch"},
+		"clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io")
+)
+
 func init() {
 	register(&check{
 		name:   "bind-escalation",
@@ -18,10 +29,8 @@ func init() {
 		doc: "the subject can write bindings and holds bind on a role that grants more than it already holds " +
 			"in that scope (RISKS.md KIEM-ESC-007, M9)",
 		run: bindEscalation,
-		probes: slices.Concat(
+		probes: slices.Concat(bindRelevant,
 			probesFor(false, []string{"bind"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
-			probesFor(true, []string{"bind"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
-			probesFor(true, []string{"create", "update", "patch"}, "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io"),
 			probesFor(false, []string{"create", "update", "patch"}, "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io")),
 	})
 	register(&check{
@@ -29,8 +38,7 @@ func init() {
 		target: TargetSubject,
 		doc:    "the subject holds escalate and can update (or create) a role that a binding of it references (KIEM-ESC-008)",
 		run:    escalateBoundRole,
-		probes: slices.Concat(
-			probesFor(true, []string{"escalate", "create", "update", "patch"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"),
+		probes: slices.Concat(escalateRelevant,
 			probesFor(false, []string{"create"}, "clusterroles.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io")),
 	})
 }
@@ -64,7 +72,7 @@ func holdsEverything(rules []*rbacv1.PolicyRule, scope string) bool {
 // when a rule without resourceNames allows it, else names lists those the rules name.
 func bindNames(ev *evaluation, resource string) (all bool, names []string) {
 	a := graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: resource}
-	if len(ev.answer(a, false)) > 0 {
+	if ev.allows(a, false) {
 		return true, nil
 	}
 	for _, g := range ev.answer(a, true) {
@@ -75,7 +83,7 @@ func bindNames(ev *evaluation, resource string) (all bool, names []string) {
 }
 
 func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) {
-	ev := w.cur.ev
+	ev := w.cur.evaluation()
 	ev.reset()
 	// Most subjects hold no bind at all: nothing to walk.
 	allCR, crNames := bindNames(ev, "clusterroles")
@@ -88,16 +96,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 	}
 	// A subject finding needs a grant naming the subject itself in this scope: when bind and the binding
 	// writes all come through its groups, the groups' own evaluation reports them.
-	var relevant []graph.Permission
-	for _, res := range []string{"clusterroles", "roles"} {
-		relevant = append(relevant, ev.answer(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: res}, true)...)
-	}
-	for _, res := range []string{"rolebindings", "clusterrolebindings"} {
-		for _, verb := range []string{"create", "update", "patch"} {
-			relevant = append(relevant, ev.answer(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}, true)...)
-		}
-	}
-	if !ownsAny(relevant, k.ref, scope) {
+	if !ev.owns(bindRelevant) {
 		return nil, nil
 	}
 	// Where the subject can write bindings: in its namespace, RoleBindings; cluster-wide, ClusterRoleBindings
@@ -193,19 +192,36 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 		}
 		return len(stronger) < enough
 	}
-	if allCR {
+	switch {
+	case allCR && existing == nil:
+		// Every ClusterRole may be bound: which are stronger depends only on the rules the subject holds here,
+		// which many subjects share (the same roles bound the same way): worked out once per set of roles.
+		ev.ask(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: "clusterroles"}, false)
+		stronger = w.ec.strongerClusterRoles(ev, scope, func() []string {
+			var out []string
+			for _, role := range w.ec.clusterRolesByBreadth() {
+				if !idx.coversAll(role) {
+					if out = append(out, refName(role.Ref())); len(out) == enough {
+						break
+					}
+				}
+			}
+			return out
+		})
+	case allCR:
 		for _, role := range w.ec.clusterRolesByBreadth() {
 			if !consider(role, "clusterroles", true) {
 				break
 			}
 		}
-	} else {
+	default:
 		for _, n := range crNames {
 			if role := roleOf(w, graph.ObjectRef{Kind: graph.KindClusterRole, Name: n}); role != nil && !consider(role, "clusterroles", false) {
 				break
 			}
 		}
 	}
+	stronger = slices.Clone(stronger)
 	if scope != "" && len(stronger) < enough {
 		if allR {
 			w.ec.snap.Each(graph.KindRole, scope, func(o graph.Object) bool { return consider(o.(*graph.Role), "roles", true) })
@@ -241,20 +257,13 @@ func bindingKindPlural(scope string) string {
 }
 
 func escalateBoundRole(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) {
-	ev := w.cur.ev
+	ev := w.cur.evaluation()
 	ev.reset()
-	if len(ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "roles"}, true)) == 0 &&
-		len(ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles"}, true)) == 0 {
+	if !ev.allows(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "roles"}, true) &&
+		!ev.allows(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles"}, true) {
 		return nil, nil // the common case: no escalate at all
 	}
-	var relevant []graph.Permission
-	for _, res := range []string{"clusterroles", "roles"} {
-		relevant = append(relevant, ev.answer(graph.Action{Verb: "escalate", APIGroup: rbacGroup, Resource: res}, true)...)
-		for _, verb := range []string{"create", "update", "patch"} {
-			relevant = append(relevant, ev.answer(graph.Action{Verb: verb, APIGroup: rbacGroup, Resource: res}, true)...)
-		}
-	}
-	if !ownsAny(relevant, k.ref, scope) {
+	if !ev.owns(escalateRelevant) {
 		return nil, nil
 	}
 	// The roles bound to the identity in this scope: those its permissions come from, and those the subject's
@@ -315,4 +324,40 @@ func escalateBoundRole(w *worker, r *Rule, k itemKey, scope string) ([]hit, erro
 	msg := fmt.Sprintf("%s can add any permission to %s, which is bound to it %s", refName(k.ref),
 		strings.Join(targets, ", "), where(scope))
 	return []hit{{subject: &k.ref, namespace: scope, message: msg, grants: ev.evidence()}}, nil
+}
+
+// strongerClusterRoles returns compute's answer for the set of roles bound to ev's identity in scope (cluster-wide
+// or in a namespace), computing it once per evaluation for each such set.
+func (ec *evalContext) strongerClusterRoles(ev *evaluation, scope string, compute func() []string) []string {
+	var ids []int64
+	for _, b := range ev.scopeBounds() {
+		ids = append(ids, ec.roleID(b.Role()))
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	key := make([]byte, 0, 8*len(ids)+1)
+	if scope == "" {
+		key = append(key, 'c')
+	} else {
+		key = append(key, 'n')
+	}
+	for _, id := range ids {
+		key = strconv.AppendInt(key, id, 36)
+		key = append(key, ',')
+	}
+	if v, ok := ec.stronger.Load(string(key)); ok {
+		return v.([]string)
+	}
+	out := compute()
+	ec.stronger.Store(string(key), out)
+	return out
+}
+
+// roleID numbers the roles of an evaluation, for keys made of sets of roles.
+func (ec *evalContext) roleID(r *graph.Role) int64 {
+	if id, ok := ec.roleIDs.Load(r); ok {
+		return id.(int64)
+	}
+	id, _ := ec.roleIDs.LoadOrStore(r, ec.nextRoleID.Add(1))
+	return id.(int64)
 }

@@ -245,7 +245,7 @@ func sharedServiceAccount(w *worker, r *Rule, k itemKey, _ string) ([]hit, error
 	h := hit{subject: &k.ref, object: &k.ref, namespace: k.ref.Namespace,
 		message: fmt.Sprintf("%s is used by %d workloads: %s", refName(k.ref), len(owners), strings.Join(owners, ", "))}
 	subj := w.subjectFor(k.ref, k.ref.Namespace)
-	ev := subj.ev
+	ev := subj.evaluation()
 	ev.reset()
 	write := false
 	for _, verb := range []string{"create", "update", "patch", "delete"} {

@@ -62,7 +62,7 @@ func takeover(w *worker, sa graph.ObjectRef) takeoverResult {
 	if r, ok := w.ec.takeovers.Load(sa); ok {
 		return r.(takeoverResult)
 	}
-	ev := w.subjectFor(sa, sa.Namespace).ev
+	ev := w.subjectFor(sa, sa.Namespace).evaluation()
 	ev.reset()
 	scopes := []string{sa.Namespace}
 	for _, ns := range w.ec.namespacesOf(sa, ev.id) {

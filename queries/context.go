@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kiem-io/kiem/graph"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -24,6 +25,8 @@ type evalContext struct {
 	// boundIn lists, per principal, the scopes where a binding names it directly: "" when a ClusterRoleBinding
 	// does, then the namespaces of its RoleBindings.
 	boundIn map[graph.ObjectRef][]string
+	// rolesBound holds the roles a binding references.
+	rolesBound map[graph.ObjectRef]bool
 
 	crbOnce          sync.Once
 	crbByClusterRole map[string][]graph.ObjectRef
@@ -47,6 +50,14 @@ type evalContext struct {
 	podsByNode     map[string][]graph.ObjectRef
 
 	data map[string]bool // optional data present
+
+	rulesOnce sync.Once
+	rules     map[group][]*Rule
+
+	// stronger keeps strongerClusterRoles' answers; roleIDs and nextRoleID number roles for its keys.
+	stronger   sync.Map // string → []string
+	roleIDs    sync.Map // *graph.Role → int64
+	nextRoleID atomic.Int64
 }
 
 func (e *Engine) newContext(snap *graph.Snapshot) *evalContext {
@@ -132,8 +143,12 @@ func names(gp *graph.GrantPath, p graph.ObjectRef) bool {
 func (ec *evalContext) allPrincipals() []graph.ObjectRef {
 	ec.principalsOnce.Do(func() {
 		boundIn := map[graph.ObjectRef][]string{}
+		ec.rolesBound = map[graph.ObjectRef]bool{}
 		visit := func(o graph.Object) bool {
 			b := o.(*graph.Binding)
+			if ref, ok := b.RoleRefObject(); ok {
+				ec.rolesBound[ref] = true
+			}
 			for i := range b.Subjects {
 				if p, ok := principalOf(&b.Subjects[i], b.Namespace); ok {
 					// The scopes where p is bound: "" for a ClusterRoleBinding (visited first), then
@@ -157,6 +172,14 @@ func (ec *evalContext) allPrincipals() []graph.ObjectRef {
 		ec.boundIn, ec.indexed = boundIn, true
 	})
 	return ec.principals
+}
+
+// roleBound reports whether a binding references the role.
+func (ec *evalContext) roleBound(ref graph.ObjectRef) bool {
+	if ec.indexed {
+		return ec.rolesBound[ref]
+	}
+	return len(ec.snap.BindingsOfRole(ref)) > 0
 }
 
 // isBound reports whether a binding names the principal directly.
@@ -259,21 +282,22 @@ func (ec *evalContext) pathsToAdmin(ctx context.Context) (map[graph.ObjectRef]gr
 	return ec.toAdmin, ec.attackErr
 }
 
-// rulesOf returns the rules evaluated for a group that can run on this snapshot.
+// rulesOf returns the rules evaluated for a group that can run on this snapshot, by ID.
 func (ec *evalContext) rulesOf(g group) []*Rule {
-	var out []*Rule
-	for t, rs := range ec.e.byTarget {
-		if groupOf(t) != g {
-			continue
-		}
-		for _, r := range rs {
-			if ec.runs(r) {
-				out = append(out, r)
+	ec.rulesOnce.Do(func() {
+		ec.rules = map[group][]*Rule{}
+		for t, rs := range ec.e.byTarget {
+			for _, r := range rs {
+				if ec.runs(r) {
+					ec.rules[groupOf(t)] = append(ec.rules[groupOf(t)], r)
+				}
 			}
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+		for _, rs := range ec.rules {
+			sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
+		}
+	})
+	return ec.rules[g]
 }
 
 // podsOnNode returns the pods scheduled on a node, indexed once per evaluation.

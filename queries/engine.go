@@ -214,6 +214,12 @@ func (r *Result) Findings() []Finding {
 func (e *Engine) Evaluate(ctx context.Context, snap *graph.Snapshot) (*Result, error) {
 	ec := e.newContext(snap)
 	res := &Result{snap: snap, items: map[string]map[itemKey][]Finding{}}
+	if len(ec.rulesOf(groupPath)) > 0 {
+		// The escalation graph is built while the other groups are evaluated; the path group waits for it.
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { _, _ = ec.pathsToAdmin(ctx) }) // its error is reported by the path items
+	}
 	for _, g := range groupOrder {
 		if err := e.evaluateItems(ctx, ec, res, ec.allItems(g)); err != nil {
 			return nil, err

@@ -97,7 +97,7 @@ func TestAskAgreesWithCan(t *testing.T) {
 			scope := scopes[r.IntN(len(scopes))]
 			a := actions[r.IntN(len(actions))]
 			subj := w.subjectFor(p, scope)
-			got := subj.ev.ask(a, false)
+			got := subj.evaluation().ask(a, false)
 			want := a
 			want.Namespace = requestNamespace(a, scope)
 			if want.Namespace != "" && want.APIGroup == "" && want.Resource == "namespaces" && want.Name == "" {
@@ -113,7 +113,7 @@ func TestAskAgreesWithCan(t *testing.T) {
 			}
 			allowed++
 			var gotPaths, wantPaths []string
-			for _, perm := range subj.ev.evidence() {
+			for _, perm := range subj.evaluation().evidence() {
 				gotPaths = append(gotPaths, perm.Explain())
 			}
 			for _, gp := range d.Reasons {

@@ -165,7 +165,7 @@ const (
 // verb that is allowed adds its grants to the evidence.
 func permissionCall(args []ref.Val, kind askKind) ref.Val {
 	s, ok := args[0].Value().(*Subject)
-	if !ok || s.ev == nil {
+	if !ok || s.evaluation() == nil {
 		return types.NewErr("permission functions need a subject whose permissions are known (not a binding's subject list)")
 	}
 	target, ok := args[2].Value().(string)

@@ -34,6 +34,7 @@ type evaluation struct {
 	mask        bitset  // the probes a RoleBinding of scope can answer
 	answers     bitset  // the identity's answers in scope
 	own         bitset  // the answers in scope of the bindings naming self
+	byProbe     map[int][]graph.Permission // see candidates
 
 	// asked are the probes asked in scope that answered yes since the last reset: their grants are evidence.
 	asked bitset
@@ -115,6 +116,7 @@ func (ev *evaluation) ensure() {
 	ev.loadCluster()
 	t, cache := ev.ec.e.table, ev.ec.e.bits
 	ev.mask = t.nsMask(ev.scope)
+	clear(ev.byProbe)
 	if ev.answers == nil {
 		ev.answers, ev.own = newBitset(len(t.probes)), newBitset(len(t.probes))
 	}
@@ -208,6 +210,30 @@ func (ev *evaluation) ask(a graph.Action, some bool) bool {
 	return len(grants) > 0
 }
 
+// allows is ask without evidence.
+func (ev *evaluation) allows(a graph.Action, some bool) bool {
+	if id, ok := ev.ec.e.table.lookup(a, some); ok {
+		ev.ensure()
+		return ev.answers.has(id)
+	}
+	return len(ev.match(a, some)) > 0
+}
+
+// owns reports whether a grant of the subject's own in the scope answers one of the questions.
+func (ev *evaluation) owns(ps []probe) bool {
+	ev.ensure()
+	for _, p := range ps {
+		if id, ok := ev.ec.e.table.lookup(p.action, p.some); ok {
+			if ev.own.has(id) {
+				return true
+			}
+		} else if ownsAny(ev.match(p.action, p.some), ev.self, ev.scope) {
+			return true
+		}
+	}
+	return false
+}
+
 // askProbe is ask for a probe.
 func (ev *evaluation) askProbe(id int) bool {
 	ev.ensure()
@@ -228,9 +254,7 @@ func (ev *evaluation) answer(a graph.Action, some bool) []graph.Permission {
 	if !ev.answers.has(id) {
 		return nil
 	}
-	probes := newBitset(len(ev.ec.e.table.probes))
-	probes.set(id)
-	return ev.grantsOf(nil, probes)
+	return slices.Clip(ev.candidates(id))
 }
 
 // match is answer for a question that is not a probe: every rule of the bindings is asked.
@@ -251,9 +275,7 @@ func (ev *evaluation) match(a graph.Action, some bool) []graph.Permission {
 			if !ev.answers.has(id) {
 				return nil
 			}
-			probes := newBitset(len(ev.ec.e.table.probes))
-			probes.set(id)
-			for _, g := range ev.grantsOf(nil, probes) {
+			for _, g := range ev.candidates(id) {
 				if ruleAllows(g.Rule, a, some) {
 					out = append(out, g)
 				}
@@ -276,6 +298,22 @@ func (ev *evaluation) match(a graph.Action, some bool) []graph.Permission {
 		visit(ev.local)
 	}
 	return out
+}
+
+// candidates returns the grants that answer probe id in the scope, kept for the scope: checks ask about many
+// named objects of one kind, and only these grants can allow any of them.
+func (ev *evaluation) candidates(id int) []graph.Permission {
+	if gs, ok := ev.byProbe[id]; ok {
+		return gs
+	}
+	probes := newBitset(len(ev.ec.e.table.probes))
+	probes.set(id)
+	gs := ev.grantsOf(nil, probes)
+	if ev.byProbe == nil {
+		ev.byProbe = map[int][]graph.Permission{}
+	}
+	ev.byProbe[id] = gs
+	return gs
 }
 
 // grantsOf appends the grants that answer one of the probes in the scope. Most bindings answer none of a

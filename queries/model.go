@@ -22,7 +22,24 @@ type Subject struct {
 	// Exists is false for a ServiceAccount subject whose ServiceAccount object is not in the graph.
 	Exists bool `cel:"exists"`
 
-	ev *evaluation // nil for subjects that are only names (the subjects of a binding)
+	// ev answers the permission functions; it is made on first use (most rules on a binding's subject read only
+	// its name) from ec, ref, id and scope, and is nil for a subject without an evaluation context.
+	ev    *evaluation
+	ec    *evalContext
+	ref   graph.ObjectRef
+	id    graph.Identity
+	scope string
+	// nobody marks a binding subject that matches no principal: it holds nothing.
+	nobody bool
+}
+
+// evaluation returns the subject's evaluation, making it on first use; nil when it has none.
+func (s *Subject) evaluation() *evaluation {
+	if s.ev == nil && s.ec != nil {
+		s.ev = s.ec.newEvaluation(s.ref, s.id, s.scope)
+		s.ev.hasSelf = !s.nobody
+	}
+	return s.ev
 }
 
 // PolicyRule is one rule of a role.

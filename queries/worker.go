@@ -47,7 +47,7 @@ func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 		_, sa := w.ec.serviceAccountModel(p.Namespace, p.Name)
 		s.Exists = sa != nil
 	}
-	s.ev = w.ec.newEvaluation(p, id, scope)
+	s.ec, s.ref, s.id, s.scope = w.ec, p, id, scope
 	return s
 }
 
@@ -119,7 +119,7 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 		w.cur, w.curRef = w.subjectFor(p, scope), p
 	}
 	subj := w.cur
-	ev := subj.ev
+	ev := subj.evaluation()
 	ev.setScope(scope)
 	ev.reset()
 	if !ev.ownsAnything() {
@@ -378,9 +378,9 @@ func (w *worker) evaluateObject(ctx context.Context, k itemKey, emit func(*Rule,
 // matchObject evaluates one CEL rule on one object.
 func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.Object) ([]hit, error) {
 	ref := k.ref
-	try := func(vars map[string]any, h hit, ev *evaluation) ([]hit, error) {
-		if ev != nil {
-			ev.reset()
+	try := func(vars map[string]any, h hit, subj *Subject) ([]hit, error) {
+		if subj != nil && subj.ev != nil {
+			subj.ev.reset()
 		}
 		ok, err := evalBool(ctx, r.match, vars)
 		if err != nil {
@@ -392,8 +392,8 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 		if err := w.grade(ctx, r, vars, &h); err != nil {
 			return nil, evalError(r, k, "severity", err)
 		}
-		if ev != nil {
-			h.grants = ev.evidence()
+		if subj != nil && subj.ev != nil {
+			h.grants = subj.ev.evidence()
 		}
 		if len(h.grants) == 0 && len(h.objects) == 0 && h.object != nil {
 			// A rule that asked no permission question stands on the object itself (and, for a pod, its
@@ -422,13 +422,12 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 				// A subject that matches nobody (a ServiceAccount without a namespace in a ClusterRoleBinding)
 				// holds no permissions.
 				p = graph.ObjectRef{Kind: graph.Kind(s.Kind), Namespace: s.Namespace, Name: s.Name}
-				ev := w.ec.newEvaluation(p, graph.Identity{}, b.Namespace)
-				ev.hasSelf = false
-				subj = &Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace, Groups: []string{}, ev: ev}
+				subj = &Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace, Groups: []string{},
+					ec: w.ec, ref: p, scope: b.Namespace, nobody: true}
 			}
 			vars := map[string]any{"binding": bm, "subject": subj, "role": role, "scope": b.Namespace,
 				"namespaceObject": w.ec.namespaceModel(b.Namespace)}
-			hs, err := try(vars, hit{subject: &p, object: &ref, namespace: b.Namespace, classify: b}, subj.ev)
+			hs, err := try(vars, hit{subject: &p, object: &ref, namespace: b.Namespace, classify: b}, subj)
 			if err != nil {
 				return nil, err
 			}
@@ -443,7 +442,7 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 			}
 		}
 		vars := map[string]any{"role": modelRole(role), "namespaceObject": w.ec.namespaceModel(role.Namespace),
-			"bound": func() any { return len(w.ec.snap.BindingsOfRole(ref)) > 0 },
+			"bound": func() any { return w.ec.roleBound(ref) },
 			"boundClusterWide": func() any {
 				return slices.ContainsFunc(w.ec.snap.BindingsOfRole(ref), func(b graph.ObjectRef) bool {
 					return b.Kind == graph.KindClusterRoleBinding
@@ -459,8 +458,8 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 		vars := map[string]any{"serviceAccount": sam, "subject": subj, "scope": ref.Namespace,
 			"namespaceObject": w.ec.namespaceModel(ref.Namespace),
 			"pods":            func() any { return int64(len(w.ec.snap.PodsOf(ref.Namespace, ref.Name))) },
-			"bound":           func() any { return len(w.ec.snap.BindingsOf(ref)) > 0 }}
-		return try(vars, hit{subject: &ref, object: &ref, namespace: ref.Namespace}, subj.ev)
+			"bound":           func() any { return w.ec.isBound(ref) }}
+		return try(vars, hit{subject: &ref, object: &ref, namespace: ref.Namespace}, subj)
 	case groupPod:
 		pod := obj.(*graph.Pod)
 		sam, _ := w.ec.serviceAccountModel(pod.Namespace, pod.ServiceAccount)
@@ -481,7 +480,7 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 					w.ec.isBound(graph.ObjectRef{Kind: graph.KindGroup, Name: graph.GroupServiceAccounts}) ||
 					w.ec.isBound(graph.ObjectRef{Kind: graph.KindGroup, Name: "system:serviceaccounts:" + pod.Namespace})
 			}}
-		return try(vars, hit{subject: &saRef, object: &ref, namespace: pod.Namespace}, subj.ev)
+		return try(vars, hit{subject: &saRef, object: &ref, namespace: pod.Namespace}, subj)
 	case groupNamespace:
 		vars := map[string]any{"namespaceObject": w.ec.namespaceModel(ref.Name)}
 		return try(vars, hit{object: &ref}, nil)

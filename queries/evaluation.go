@@ -30,10 +30,10 @@ type evaluation struct {
 	clusterNamed  bool    // one of their roles answers per scope (roleBits.named)
 
 	scopeLoaded bool
-	local       []bound // the RoleBindings of scope
-	mask        bitset  // the probes a RoleBinding of scope can answer
-	answers     bitset  // the identity's answers in scope
-	own         bitset  // the answers in scope of the bindings naming self
+	local       []bound                    // the RoleBindings of scope
+	mask        bitset                     // the probes a RoleBinding of scope can answer
+	answers     bitset                     // the identity's answers in scope
+	own         bitset                     // the answers in scope of the bindings naming self
 	byProbe     map[int][]graph.Permission // see candidates
 
 	// asked are the probes asked in scope that answered yes since the last reset: their grants are evidence.

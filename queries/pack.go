@@ -80,6 +80,8 @@ type Rule struct {
 	// grantLocal is set for a grant rule whose match reads only the rule, its role and where it was aggregated
 	// from: its answer is the same for every binding of the role.
 	grantLocal bool
+	// guards are conjuncts of the match tested in Go first (see guard).
+	guards []guard
 }
 
 // Data that rules may require.
@@ -296,6 +298,9 @@ func (r *Rule) compile() []fieldError {
 			r.probes, r.probesComplete = probesOf(ast)
 		}
 		r.match, r.matchAST, r.env = prg, ast, env
+		if ast != nil {
+			r.guards = guardsOf(ast)
+		}
 		if ast != nil && r.Target == TargetGrant {
 			r.grantLocal = readsOnly(ast, "rule", "role", "aggregatedFrom")
 		}

@@ -1,8 +1,11 @@
 package queries
 
 import (
+	"reflect"
+
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 
 	"github.com/kiem-io/kiem/graph"
@@ -111,4 +114,123 @@ func readsOnly(ast *cel.Ast, vars ...string) bool {
 		}
 	}))
 	return ok
+}
+
+// guard is one conjunct of a rule's match that reads one string or bool field of a model variable and compares
+// it with a constant (`subject.kind == 'Group'`, `pod.tokenMounted`): when it fails, the whole match fails, and
+// testing it in Go spares running CEL on the many objects a rule is not about.
+type guard struct {
+	variable string
+	field    []int // reflect field index path from the variable's struct
+	str      string
+	isBool   bool
+	want     bool // for a string: equal (true) or unequal; for a bool: the value wanted
+}
+
+// modelTypes are the Go types of the variables that are model structs.
+var modelTypes = map[string]reflect.Type{
+	"subject": reflect.TypeFor[Subject](), "binding": reflect.TypeFor[Binding](), "role": reflect.TypeFor[Role](),
+	"serviceAccount": reflect.TypeFor[ServiceAccount](), "pod": reflect.TypeFor[Pod](), "secret": reflect.TypeFor[Secret](),
+	"node": reflect.TypeFor[Node](), "namespaceObject": reflect.TypeFor[Namespace](), "rule": reflect.TypeFor[PolicyRule](),
+}
+
+// guardsOf returns the guards among the top-level conjuncts of a match.
+func guardsOf(ast *cel.Ast) []guard {
+	var conj []celast.Expr
+	var walk func(e celast.Expr)
+	walk = func(e celast.Expr) {
+		if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
+			for _, a := range e.AsCall().Args() {
+				walk(a)
+			}
+			return
+		}
+		conj = append(conj, e)
+	}
+	walk(ast.NativeRep().Expr())
+	var out []guard
+	for _, e := range conj {
+		want := true
+		if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.LogicalNot {
+			e, want = e.AsCall().Args()[0], false
+		}
+		if g, ok := fieldOf(e, reflect.Bool); ok {
+			g.isBool, g.want = true, want
+			out = append(out, g)
+			continue
+		}
+		if e.Kind() != celast.CallKind || !want {
+			continue
+		}
+		call := e.AsCall()
+		if fn := call.FunctionName(); fn != operators.Equals && fn != operators.NotEquals {
+			continue
+		}
+		for i := range 2 {
+			lit, ok := literalString(call.Args()[1-i])
+			if !ok {
+				continue
+			}
+			if g, ok := fieldOf(call.Args()[i], reflect.String); ok {
+				g.str, g.want = lit, call.FunctionName() == operators.Equals
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// fieldOf resolves var.field(.field…) to a guard on a field of the wanted kind.
+func fieldOf(e celast.Expr, kind reflect.Kind) (guard, bool) {
+	var names []string
+	for e.Kind() == celast.SelectKind {
+		sel := e.AsSelect()
+		if sel.IsTestOnly() {
+			return guard{}, false
+		}
+		names = append([]string{sel.FieldName()}, names...)
+		e = sel.Operand()
+	}
+	if e.Kind() != celast.IdentKind || len(names) == 0 {
+		return guard{}, false
+	}
+	t, ok := modelTypes[e.AsIdent()]
+	if !ok {
+		return guard{}, false
+	}
+	g := guard{variable: e.AsIdent()}
+	for _, n := range names {
+		if t.Kind() != reflect.Struct {
+			return guard{}, false
+		}
+		found := false
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && f.Tag.Get("cel") == n {
+				g.field, t, found = append(g.field, i), f.Type, true
+				break
+			}
+		}
+		if !found {
+			return guard{}, false
+		}
+	}
+	return g, t.Kind() == kind
+}
+
+// guardsHold reports whether every guard of the rule holds on the variables; a guard it cannot read (a variable
+// that is absent or not its model) holds, leaving the answer to CEL.
+func (r *Rule) guardsHold(vars map[string]any) bool {
+	for i := range r.guards {
+		g := &r.guards[i]
+		v := reflect.ValueOf(vars[g.variable])
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Type() != modelTypes[g.variable] {
+			continue
+		}
+		f := v.Elem().FieldByIndex(g.field)
+		if g.isBool && f.Bool() != g.want || !g.isBool && (f.String() == g.str) != g.want {
+			return false
+		}
+	}
+	return true
 }

@@ -353,57 +353,73 @@ func (w *worker) evaluateObject(ctx context.Context, k itemKey, emit func(*Rule,
 	if !ok && k.group != groupNamespace {
 		return nil // gone: no findings
 	}
+	var exprs []*Rule
 	for _, r := range w.ec.rulesOf(k.group) {
-		if r.check != nil {
-			hits, err := r.check.run(w, r, k, "")
-			if err != nil {
-				return evalError(r, k, "check", err)
-			}
-			for _, h := range hits {
-				emit(r, h)
-			}
+		if r.check == nil {
+			exprs = append(exprs, r)
 			continue
 		}
-		hits, err := w.matchObject(ctx, r, k, obj)
+		hits, err := r.check.run(w, r, k, "")
 		if err != nil {
-			return err
+			return evalError(r, k, "check", err)
 		}
 		for _, h := range hits {
 			emit(r, h)
 		}
 	}
-	return nil
+	if len(exprs) == 0 {
+		return nil
+	}
+	return w.matchObject(ctx, exprs, k, obj, emit)
 }
 
-// matchObject evaluates one CEL rule on one object.
-func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.Object) ([]hit, error) {
+// try evaluates one CEL rule on one set of variables; h is the finding it makes if it matches.
+func (w *worker) try(ctx context.Context, r *Rule, k itemKey, vars map[string]any, h hit, subj *Subject) (*hit, error) {
+	if !r.guardsHold(vars) {
+		return nil, nil
+	}
+	if subj != nil && subj.ev != nil {
+		subj.ev.reset()
+	}
+	ok, err := evalBool(ctx, r.match, vars)
+	if err != nil {
+		return nil, evalError(r, k, "match", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	if err := w.grade(ctx, r, vars, &h); err != nil {
+		return nil, evalError(r, k, "severity", err)
+	}
+	if subj != nil && subj.ev != nil {
+		h.grants = subj.ev.evidence()
+	}
+	if len(h.grants) == 0 && len(h.objects) == 0 && h.object != nil {
+		// A rule that asked no permission question stands on the object itself (and, for a pod, its
+		// ServiceAccount).
+		h.objects = []graph.ObjectRef{*h.object}
+		if k.group == groupPod && h.subject != nil {
+			h.objects = append(h.objects, *h.subject)
+		}
+	}
+	return &h, nil
+}
+
+// matchObject evaluates the CEL rules of an object's group on it: the variables are built once (for a binding,
+// once per subject) for all of them.
+func (w *worker) matchObject(ctx context.Context, rules []*Rule, k itemKey, obj graph.Object, emit func(*Rule, hit)) error {
 	ref := k.ref
-	try := func(vars map[string]any, h hit, subj *Subject) ([]hit, error) {
-		if subj != nil && subj.ev != nil {
-			subj.ev.reset()
-		}
-		ok, err := evalBool(ctx, r.match, vars)
-		if err != nil {
-			return nil, evalError(r, k, "match", err)
-		}
-		if !ok {
-			return nil, nil
-		}
-		if err := w.grade(ctx, r, vars, &h); err != nil {
-			return nil, evalError(r, k, "severity", err)
-		}
-		if subj != nil && subj.ev != nil {
-			h.grants = subj.ev.evidence()
-		}
-		if len(h.grants) == 0 && len(h.objects) == 0 && h.object != nil {
-			// A rule that asked no permission question stands on the object itself (and, for a pod, its
-			// ServiceAccount).
-			h.objects = []graph.ObjectRef{*h.object}
-			if k.group == groupPod && h.subject != nil {
-				h.objects = append(h.objects, *h.subject)
+	try := func(vars map[string]any, h hit, subj *Subject) error {
+		for _, r := range rules {
+			found, err := w.try(ctx, r, k, vars, h, subj)
+			if err != nil {
+				return err
+			}
+			if found != nil {
+				emit(r, *found)
 			}
 		}
-		return []hit{h}, nil
+		return nil
 	}
 	switch k.group {
 	case groupBinding:
@@ -411,7 +427,6 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 		roleRef, _ := b.RoleRefObject()
 		role, _ := w.ec.roleModel(roleRef)
 		bm := modelBinding(b)
-		var out []hit
 		for i := range b.Subjects {
 			s := &b.Subjects[i]
 			p, ok := principalOf(s, b.Namespace)
@@ -427,13 +442,11 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 			}
 			vars := map[string]any{"binding": bm, "subject": subj, "role": role, "scope": b.Namespace,
 				"namespaceObject": w.ec.namespaceModel(b.Namespace)}
-			hs, err := try(vars, hit{subject: &p, object: &ref, namespace: b.Namespace, classify: b}, subj)
-			if err != nil {
-				return nil, err
+			if err := try(vars, hit{subject: &p, object: &ref, namespace: b.Namespace, classify: b}, subj); err != nil {
+				return err
 			}
-			out = append(out, hs...)
 		}
-		return out, nil
+		return nil
 	case groupRole:
 		role := obj.(*graph.Role)
 		if role.Kind == graph.KindClusterRole {
@@ -495,13 +508,14 @@ func (w *worker) matchObject(ctx context.Context, r *Rule, k itemKey, obj graph.
 			ServiceAccount: s.ServiceAccount, Labels: nonNilMap(s.Labels)}, "namespaceObject": w.ec.namespaceModel(s.Namespace)}
 		return try(vars, hit{object: &ref, namespace: s.Namespace}, nil)
 	}
-	return nil, fmt.Errorf("no object rules for %s", k.group)
+	return fmt.Errorf("no object rules for %s", k.group)
 }
 
 // finish turns a hit into a Finding: evidence, classification, suppression, fingerprint.
 func (w *worker) finish(r *Rule, h hit) Finding {
 	f := Finding{Rule: r.ID, Pack: r.Pack, Title: r.Title, Severity: r.Severity, Subject: h.subject,
-		Object: h.object, Namespace: h.namespace, Message: h.message, Evidence: []Evidence{}, Path: h.path}
+		Object: h.object, Namespace: h.namespace, Message: h.message, Path: h.path,
+		Evidence: make([]Evidence, 0, len(h.grants)+len(h.objects))}
 	if h.severity != nil {
 		f.Severity = *h.severity
 	}
@@ -573,11 +587,11 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 func defaultMessage(r *Rule, h *hit) string {
 	switch {
 	case h.subject != nil && h.object != nil && *h.subject != *h.object:
-		return fmt.Sprintf("%s: %s (%s)", refName(*h.object), r.Title, refName(*h.subject))
+		return refName(*h.object) + ": " + r.Title + " (" + refName(*h.subject) + ")"
 	case h.object != nil:
-		return fmt.Sprintf("%s: %s", refName(*h.object), r.Title)
+		return refName(*h.object) + ": " + r.Title
 	case h.subject != nil:
-		return fmt.Sprintf("%s: %s %s", refName(*h.subject), r.Title, where(h.namespace))
+		return refName(*h.subject) + ": " + r.Title + " " + where(h.namespace)
 	}
 	return r.Title
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-
 	"github.com/kiem-io/kiem/graph"
 )
 
@@ -19,7 +17,7 @@ type worker struct {
 	curRef graph.ObjectRef
 	// memo and grantMemo keep what native expressions and grant rules computed once per scope or per rule.
 	memo      map[scopeMemoKey]bool
-	grantMemo map[grantMemoKey]bool
+	grantMemo map[*graph.Role][]uint8
 }
 
 func (ec *evalContext) newWorker() *worker { return &worker{ec: ec} }
@@ -216,13 +214,14 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 	}
 	gv := w.grantVarsFor(varsFor())
 	own := ev.ownBounds()
-	for _, r := range grantRules {
+	for j, r := range grantRules {
 		h := hit{subject: &p, namespace: scope}
 		var worst *Severity
 		for _, b := range own {
 			rules := b.Role().Rules
+			memo := w.grantMemoFor(b.Role(), len(grantRules))
 			for i := range rules {
-				ok, err := w.matchGrant(ctx, r, gv, b.Bound, i)
+				ok, err := w.matchGrant(ctx, r, gv, b.Bound, i, memo[i*len(grantRules)+j:])
 				if err != nil {
 					return evalError(r, k, "match", err)
 				}
@@ -249,8 +248,9 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 
 // matchGrant evaluates a grant rule's match on rule i of a binding's role; when it holds, the grant variables are
 // set to it. A match that reads only the rule, its role and where it was aggregated from gives the same answer
-// for every binding of the role: it is run once per rule of a role (a rule's pointer names both).
-func (w *worker) matchGrant(ctx context.Context, r *Rule, gv *grantVars, b graph.Bound, i int) (bool, error) {
+// for every binding of the role: it is run once per rule of a role, and memo[0] keeps the answer (0: not yet,
+// 1: no, 2: yes).
+func (w *worker) matchGrant(ctx context.Context, r *Rule, gv *grantVars, b graph.Bound, i int, memo []uint8) (bool, error) {
 	set := func() {
 		perm := b.Permission(i)
 		gv.set(&perm)
@@ -259,29 +259,36 @@ func (w *worker) matchGrant(ctx context.Context, r *Rule, gv *grantVars, b graph
 		set()
 		return evalBool(ctx, r.match, gv.vars)
 	}
-	k := grantMemoKey{r: r, rule: &b.Role().Rules[i]}
-	v, ok := w.grantMemo[k]
-	if !ok {
+	if memo[0] == 0 {
 		set()
-		var err error
-		if v, err = evalBool(ctx, r.match, gv.vars); err != nil {
+		v, err := evalBool(ctx, r.match, gv.vars)
+		if err != nil {
 			return false, err
 		}
-		if w.grantMemo == nil {
-			w.grantMemo = map[grantMemoKey]bool{}
+		memo[0] = 1
+		if v {
+			memo[0] = 2
 		}
-		w.grantMemo[k] = v
 		return v, nil
 	}
-	if v {
+	if memo[0] == 2 {
 		set() // for the severity and the evidence
+		return true, nil
 	}
-	return v, nil
+	return false, nil
 }
 
-type grantMemoKey struct {
-	r    *Rule
-	rule *rbacv1.PolicyRule
+// grantMemoFor returns the answers of the grant rules on a role's rules kept by the worker: n per rule.
+func (w *worker) grantMemoFor(role *graph.Role, n int) []uint8 {
+	m, ok := w.grantMemo[role]
+	if !ok {
+		if w.grantMemo == nil {
+			w.grantMemo = map[*graph.Role][]uint8{}
+		}
+		m = make([]uint8, n*len(role.Rules))
+		w.grantMemo[role] = m
+	}
+	return m
 }
 
 func (w *worker) scopeMemo() map[scopeMemoKey]bool {

@@ -165,12 +165,20 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 			return nil, nil
 		}
 	}
-	owner := ev.scopeRules()
-	if holdsEverything(owner, scope) {
+	// What the subject holds here decides which roles are stronger than its own, and many subjects hold the
+	// same roles bound the same way: those answers are worked out once per set of roles.
+	key := w.ec.roleSetKey(ev, scope)
+	var idx *ruleIndex
+	index := func() *ruleIndex {
+		if idx == nil {
+			idx = indexRules(ev.scopeRules())
+			idx.scope = scope
+		}
+		return idx
+	}
+	if w.ec.perRoleSet("all", key, func() any { return holdsEverything(ev.scopeRules(), scope) }).(bool) {
 		return nil, nil // nothing is stronger than every verb on every resource
 	}
-	idx := indexRules(owner)
-	idx.scope = scope
 	// Roles are tried broadest first and the search stops at the third stronger one: the finding needs one,
 	// the message names a few, and a namespace administrator who may bind any ClusterRole is found at
 	// cluster-admin.
@@ -187,27 +195,26 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 		if !ev.ask(bind, false) {
 			return true
 		}
-		if !idx.coversAll(role) {
+		if !index().coversAll(role) {
 			stronger = append(stronger, refName(role.Ref()))
 		}
 		return len(stronger) < enough
 	}
 	switch {
 	case allCR && existing == nil:
-		// Every ClusterRole may be bound: which are stronger depends only on the rules the subject holds here,
-		// which many subjects share (the same roles bound the same way): worked out once per set of roles.
+		// Every ClusterRole may be bound.
 		ev.ask(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: "clusterroles"}, false)
-		stronger = w.ec.strongerClusterRoles(ev, scope, func() []string {
+		stronger = w.ec.perRoleSet("stronger", key, func() any {
 			var out []string
 			for _, role := range w.ec.clusterRolesByBreadth() {
-				if !idx.coversAll(role) {
+				if !index().coversAll(role) {
 					if out = append(out, refName(role.Ref())); len(out) == enough {
 						break
 					}
 				}
 			}
 			return out
-		})
+		}).([]string)
 	case allCR:
 		for _, role := range w.ec.clusterRolesByBreadth() {
 			if !consider(role, "clusterroles", true) {
@@ -326,9 +333,8 @@ func escalateBoundRole(w *worker, r *Rule, k itemKey, scope string) ([]hit, erro
 	return []hit{{subject: &k.ref, namespace: scope, message: msg, grants: ev.evidence()}}, nil
 }
 
-// strongerClusterRoles returns compute's answer for the set of roles bound to ev's identity in scope (cluster-wide
-// or in a namespace), computing it once per evaluation for each such set.
-func (ec *evalContext) strongerClusterRoles(ev *evaluation, scope string, compute func() []string) []string {
+// roleSetKey names the set of roles bound to ev's identity in scope, and whether the scope is cluster-wide.
+func (ec *evalContext) roleSetKey(ev *evaluation, scope string) string {
 	var ids []int64
 	for _, b := range ev.scopeBounds() {
 		ids = append(ids, ec.roleID(b.Role()))
@@ -345,12 +351,19 @@ func (ec *evalContext) strongerClusterRoles(ev *evaluation, scope string, comput
 		key = strconv.AppendInt(key, id, 36)
 		key = append(key, ',')
 	}
-	if v, ok := ec.stronger.Load(string(key)); ok {
-		return v.([]string)
+	return string(key)
+}
+
+// perRoleSet returns compute's answer to the question what for a set of roles (roleSetKey), computing it once
+// per evaluation.
+func (ec *evalContext) perRoleSet(what, key string, compute func() any) any {
+	k := what + "/" + key
+	if v, ok := ec.byRoleSet.Load(k); ok {
+		return v
 	}
-	out := compute()
-	ec.stronger.Store(string(key), out)
-	return out
+	v := compute()
+	ec.byRoleSet.Store(k, v)
+	return v
 }
 
 // roleID numbers the roles of an evaluation, for keys made of sets of roles.

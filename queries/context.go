@@ -54,8 +54,8 @@ type evalContext struct {
 	rulesOnce sync.Once
 	rules     map[group][]*Rule
 
-	// stronger keeps strongerClusterRoles' answers; roleIDs and nextRoleID number roles for its keys.
-	stronger   sync.Map // string → []string
+	// byRoleSet keeps perRoleSet's answers; roleIDs and nextRoleID number roles for its keys.
+	byRoleSet  sync.Map // string → any
 	roleIDs    sync.Map // *graph.Role → int64
 	nextRoleID atomic.Int64
 }

@@ -84,6 +84,14 @@ func (s *Snapshot) Apply(changes []Change) *Snapshot {
 		}
 	}
 	n.finish(s)
+	var changed []string
+	if crbs != nil {
+		changed = append(changed, "")
+	}
+	for ns := range byNs {
+		changed = append(changed, ns)
+	}
+	n.deriveBound(s, changed)
 	return n
 }
 

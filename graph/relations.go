@@ -19,25 +19,18 @@ import (
 // group, and a ServiceAccount's are not those of system:serviceaccounts. ClusterRoleBindings come first by name,
 // then RoleBindings by namespace and name. Other kinds have no bindings.
 func (s *Snapshot) BindingsOf(ref ObjectRef) []ObjectRef {
-	var p principal
-	switch ref.Kind {
-	case KindUser:
-		p = principal{matchesUser, ref.Name}
-	case KindGroup:
-		p = principal{matchesGroup, ref.Name}
-	case KindServiceAccount:
-		if ref.Namespace == "" {
-			return nil
-		}
-		p = principal{matchesUser, ServiceAccountUsername(ref.Namespace, ref.Name)}
-	default:
+	p, ok := principalOfRef(ref)
+	if !ok {
 		return nil
 	}
 	var out []ObjectRef
-	for _, i := range s.crb.bySubject[p] {
-		out = append(out, s.crb.entries[i].ref)
-	}
-	for _, ns := range s.nsNames {
+	for _, ns := range s.boundIn(p) {
+		if ns == "" {
+			for _, i := range s.crb.bySubject[p] {
+				out = append(out, s.crb.entries[i].ref)
+			}
+			continue
+		}
 		sh := s.nss[ns]
 		for _, i := range sh.bySubject[p] {
 			out = append(out, sh.entries[i].ref)

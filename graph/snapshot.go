@@ -69,6 +69,7 @@ type Snapshot struct {
 	// indexes across snapshots.
 	subjects subjectSet
 	search   snapshotSearch
+	boundIdx boundIndex
 }
 
 // principalTable gives every user or group a binding names a dense ID, so that WhoCan can collect subjects
@@ -78,10 +79,12 @@ type principalTable struct {
 	mu   sync.Mutex
 	ids  map[principal]int32
 	refs []ObjectRef
+	// accounts lists, per namespace, the IDs of the ServiceAccounts of that namespace (see BoundServiceAccounts).
+	accounts map[string][]int32
 }
 
 func newPrincipalTable() *principalTable {
-	t := &principalTable{ids: make(map[principal]int32)}
+	t := &principalTable{ids: make(map[principal]int32), accounts: map[string][]int32{}}
 	t.id(principal{matchesGroup, GroupMasters}) // ID 0: WhoCan always lists it
 	return t
 }
@@ -96,7 +99,11 @@ func (t *principalTable) id(p principal) int32 {
 	if !ok {
 		id = int32(len(t.refs))
 		t.ids[p] = id
-		t.refs = append(t.refs, p.ref())
+		ref := p.ref()
+		t.refs = append(t.refs, ref)
+		if ref.Kind == KindServiceAccount {
+			t.accounts[ref.Namespace] = append(t.accounts[ref.Namespace], id)
+		}
 	}
 	return id
 }

@@ -163,10 +163,8 @@ func ineffectiveRules(w *worker, r *Rule, k itemKey, _ string) ([]hit, error) {
 	}
 	namespacedOnly := role.Kind == graph.KindRole
 	if !namespacedOnly {
-		bindings := w.ec.snap.BindingsOfRole(k.ref)
-		namespacedOnly = len(bindings) > 0 && !slices.ContainsFunc(bindings, func(b graph.ObjectRef) bool {
-			return b.Kind == graph.KindClusterRoleBinding
-		})
+		clusterWide, inNamespace := w.ec.snap.RoleBoundBy(k.ref)
+		namespacedOnly = inNamespace && !clusterWide
 	}
 	var problems []string
 	for i := range role.Rules {

@@ -65,7 +65,7 @@ func takeover(w *worker, sa graph.ObjectRef) takeoverResult {
 	ev := w.subjectFor(sa, sa.Namespace).evaluation()
 	ev.reset()
 	scopes := []string{sa.Namespace}
-	for _, ns := range w.ec.namespacesOf(sa, ev.id) {
+	for _, ns := range w.ec.namespacesOf(ev.id) {
 		if ns != sa.Namespace {
 			scopes = append(scopes, ns)
 		}

@@ -179,7 +179,8 @@ func (ec *evalContext) roleBound(ref graph.ObjectRef) bool {
 	if ec.indexed {
 		return ec.rolesBound[ref]
 	}
-	return len(ec.snap.BindingsOfRole(ref)) > 0
+	clusterWide, inNamespace := ec.snap.RoleBoundBy(ref)
+	return clusterWide || inNamespace
 }
 
 // isBound reports whether a binding names the principal directly.
@@ -188,7 +189,7 @@ func (ec *evalContext) isBound(p graph.ObjectRef) bool {
 		_, ok := ec.boundIn[p]
 		return ok
 	}
-	return len(ec.snap.BindingsOf(p)) > 0
+	return len(ec.snap.BoundIn(p)) > 0
 }
 
 // clusterRoleBindingsOf returns the ClusterRoleBindings of a ClusterRole, indexed once per evaluation.
@@ -391,39 +392,8 @@ func (ec *evalContext) buildRoleModel(ref graph.ObjectRef) (*Role, *graph.Role) 
 	return modelRole(r), r
 }
 
-// namespacesOf lists, sorted, the namespaces where a RoleBinding names principal p (whose identity is id)
-// or one of its groups. With the index of a full evaluation only those are looked at; an update asks every
-// namespace of the snapshot.
-func (ec *evalContext) namespacesOf(p graph.ObjectRef, id graph.Identity) []string {
-	if !ec.indexed {
-		var out []string
-		for _, ns := range ec.snap.NamespaceNames() {
-			any := false
-			ec.snap.VisitBound(id, ns, func(graph.Bound) bool {
-				any = true
-				return false
-			})
-			if any {
-				out = append(out, ns)
-			}
-		}
-		return out
-	}
-	nss := slices.Clone(ec.boundIn[p])
-	for _, g := range id.Groups {
-		nss = append(nss, ec.boundIn[graph.ObjectRef{Kind: graph.KindGroup, Name: g}]...)
-	}
-	if id.User != "" && p.Kind != graph.KindUser {
-		// A User subject may name a ServiceAccount's user name; principalOf already folds it into p.
-		nss = append(nss, ec.boundIn[graph.ObjectRef{Kind: graph.KindUser, Name: id.User}]...)
-	}
-	slices.Sort(nss)
-	nss = slices.Compact(nss)
-	if len(nss) > 0 && nss[0] == "" {
-		nss = nss[1:]
-	}
-	return nss
-}
+// namespacesOf lists, sorted, the namespaces where a RoleBinding names the identity id or one of its groups.
+func (ec *evalContext) namespacesOf(id graph.Identity) []string { return ec.snap.BoundNamespaces(id) }
 
 // clusterRolesByBreadth returns the ClusterRoles, those granting the most first: '*' verbs, resources and
 // groups count most, then the number of rules.
@@ -449,14 +419,6 @@ func (ec *evalContext) clusterRolesByBreadth() []*graph.Role {
 	return ec.broad
 }
 
-// scopesOf returns the scopes where a binding names p directly, in the snapshot (for updates, which have no
-// index): "" for a ClusterRoleBinding, and the namespaces of its RoleBindings.
-func scopesOf(s *graph.Snapshot, p graph.ObjectRef) []string {
-	var out []string
-	for _, b := range s.BindingsOf(p) {
-		if !slices.Contains(out, b.Namespace) {
-			out = append(out, b.Namespace)
-		}
-	}
-	return out
-}
+// scopesOf returns the scopes where a binding names p directly: "" for a ClusterRoleBinding, and the namespaces
+// of its RoleBindings.
+func scopesOf(s *graph.Snapshot, p graph.ObjectRef) []string { return s.BoundIn(p) }

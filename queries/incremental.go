@@ -232,8 +232,8 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 						return true
 					})
 				}
-				for _, q := range ec.allPrincipals() {
-					if q.Kind == graph.KindServiceAccount && q.Namespace == ns {
+				for _, s := range snaps {
+					for _, q := range s.BoundServiceAccounts(ns) {
 						principal(q, scope)
 					}
 				}
@@ -266,10 +266,12 @@ func touched(prev, next *graph.Snapshot, objects []graph.ObjectDiff, ec *evalCon
 		t.add(groupRole, roleRef)
 		// Duplicates and redundant RoleBindings compare bindings of the same role.
 		for _, s := range snaps {
-			for _, other := range s.BindingsOfRole(roleRef) {
-				if other.Namespace == b.Namespace || b.Kind == graph.KindClusterRoleBinding {
-					t.add(groupBinding, other)
-				}
+			others := s.BindingsOfRole(roleRef)
+			if b.Kind == graph.KindRoleBinding {
+				others = s.BindingsOfRoleIn(roleRef, b.Namespace)
+			}
+			for _, other := range others {
+				t.add(groupBinding, other)
 			}
 		}
 	}

@@ -16,7 +16,9 @@ type worker struct {
 	cur    *Subject
 	curRef graph.ObjectRef
 	// memo and grantMemo keep what native expressions and grant rules computed once per scope or per rule.
-	memo      map[scopeMemoKey]bool
+	memo map[scopeMemoKey]bool
+	// paths holds the grant paths of the item's evidence: its findings share them (one grant answers many rules).
+	paths     map[pathKey]*graph.GrantPath
 	grantMemo map[*graph.Role][]uint8
 }
 
@@ -52,6 +54,7 @@ func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 // evaluate runs every rule of the item's group on it.
 func (w *worker) evaluate(ctx context.Context, k itemKey) ([]Finding, error) {
 	w.ctx = ctx
+	clear(w.paths)
 	var out []Finding
 	emit := func(r *Rule, h hit) { out = append(out, w.finish(r, h)) }
 	var err error
@@ -76,6 +79,9 @@ func (w *worker) evaluate(ctx context.Context, k itemKey) ([]Finding, error) {
 	}
 	out = mergeSame(out)
 	slices.SortFunc(out, func(a, b Finding) int { return CompareFindings(&a, &b) })
+	if cap(out) > len(out)+len(out)/4 {
+		out = slices.Clone(out) // kept for the revision's life: without the spare room appending left
+	}
 	return out, nil
 }
 
@@ -278,6 +284,26 @@ func (w *worker) matchGrant(ctx context.Context, r *Rule, gv *grantVars, b graph
 	return false, nil
 }
 
+type pathKey struct {
+	binding       *graph.ObjectRef
+	subject, rule int
+}
+
+// internPath returns the item's copy of a grant path.
+func (w *worker) internPath(gp *graph.GrantPath) *graph.GrantPath {
+	k := pathKey{gp.Binding, gp.SubjectIndex, gp.RuleIndex}
+	if p, ok := w.paths[k]; ok {
+		return p
+	}
+	if w.paths == nil {
+		w.paths = map[pathKey]*graph.GrantPath{}
+	}
+	p := new(graph.GrantPath)
+	*p = *gp
+	w.paths[k] = p
+	return p
+}
+
 // grantMemoFor returns the answers of the grant rules on a role's rules kept by the worker: n per rule.
 func (w *worker) grantMemoFor(role *graph.Role, n int) []uint8 {
 	m, ok := w.grantMemo[role]
@@ -464,9 +490,8 @@ func (w *worker) matchObject(ctx context.Context, rules []*Rule, k itemKey, obj 
 		vars := map[string]any{"role": modelRole(role), "namespaceObject": w.ec.namespaceModel(role.Namespace),
 			"bound": func() any { return w.ec.roleBound(ref) },
 			"boundClusterWide": func() any {
-				return slices.ContainsFunc(w.ec.snap.BindingsOfRole(ref), func(b graph.ObjectRef) bool {
-					return b.Kind == graph.KindClusterRoleBinding
-				})
+				clusterWide, _ := w.ec.snap.RoleBoundBy(ref)
+				return clusterWide
 			},
 			"aggregatedInto": func() any {
 				return role.Kind == graph.KindClusterRole && len(w.ec.snap.AggregatedInto(role.Name)) > 0
@@ -534,7 +559,7 @@ func (w *worker) finish(r *Rule, h hit) Finding {
 	var reasons []string
 	for i := range h.grants {
 		perm := &h.grants[i]
-		e := Evidence{Grant: &perm.GrantPath, Namespace: perm.Namespace}
+		e := Evidence{Grant: w.internPath(&perm.GrantPath), Namespace: perm.Namespace}
 		if o, ok := w.ec.snap.Object(*perm.Binding); ok {
 			e.Location = graph.MetaOf(o).Origin
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,11 +152,32 @@ type itemKey struct {
 
 // shard is the namespace an item's findings are kept under in a Result.
 func (k itemKey) shard() string {
+	ns := k.ref.Namespace
 	if k.group == groupSubject {
-		return k.scope
+		ns = k.scope
 	}
-	return k.ref.Namespace
+	if ns != "" {
+		return ns
+	}
+	// Cluster-wide items (ClusterRoleBinding subjects, cluster-scoped objects) are many: they are spread over
+	// clusterShards maps so that an update copies one small map, not all of them.
+	h := uint32(2166136261)
+	for i := 0; i < len(k.ref.Name); i++ {
+		h = (h ^ uint32(k.ref.Name[i])) * 16777619
+	}
+	return clusterShardNames[h%clusterShards]
 }
+
+const clusterShards = 64
+
+// clusterShardNames are the keys of the cluster-wide shards; a NUL cannot start a namespace name.
+var clusterShardNames = func() [clusterShards]string {
+	var out [clusterShards]string
+	for i := range out {
+		out[i] = "\x00" + strconv.Itoa(i)
+	}
+	return out
+}()
 
 // Result is the findings of an engine on one snapshot. It is immutable.
 type Result struct {

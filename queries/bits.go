@@ -1,7 +1,6 @@
 package queries
 
 import (
-	"math/bits"
 	"slices"
 	"sync"
 
@@ -57,14 +56,6 @@ func (b bitset) empty() bool {
 		}
 	}
 	return true
-}
-
-func (b bitset) count() int {
-	n := 0
-	for _, w := range b {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }
 
 // probeTable numbers the constant permission questions an engine's rules and checks ask, so that a grant's

@@ -1,6 +1,8 @@
 package queries
 
 import (
+	"context"
+
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
@@ -30,6 +32,7 @@ type nexpr interface {
 // nstate is what a compiled expression reads: the subject's evaluation, and its scope's variables for the parts
 // that read only those.
 type nstate struct {
+	ctx   context.Context
 	ev    *evaluation
 	scope string
 	// scopeVars returns the variables of the scope (scope, namespaceObject).
@@ -109,7 +112,7 @@ func (n *nScope) eval(st *nstate) (bool, error) {
 	if v, ok := st.memo[k]; ok {
 		return v, nil
 	}
-	v, err := evalBool(nil, n.prg, st.scopeVars())
+	v, err := evalBool(st.ctx, n.prg, st.scopeVars())
 	if err != nil {
 		return false, err
 	}

@@ -136,7 +136,7 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 		}
 		return vars
 	}
-	st := &nstate{ev: ev, scope: scope, memo: w.scopeMemo(), scopeVars: func() map[string]any {
+	st := &nstate{ctx: ctx, ev: ev, scope: scope, memo: w.scopeMemo(), scopeVars: func() map[string]any {
 		return map[string]any{"scope": scope, "namespaceObject": w.ec.namespaceModel(scope)}
 	}}
 	var grantRules []*Rule

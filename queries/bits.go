@@ -140,6 +140,9 @@ type roleBits struct {
 	named     bool
 	namedRule []bool
 	loose     bitset
+	// everything is set when a rule grants every verb on every resource of every group, everyURL when one grants
+	// every verb on every non-resource URL.
+	everything, everyURL bool
 }
 
 // bitsCache keeps roleBits by role. Roles are immutable and keep their pointer while unchanged, so the cache
@@ -185,6 +188,11 @@ func (c *bitsCache) compute(r *graph.Role) *roleBits {
 			}
 		}
 		rb.all.or(rb.rules[i])
+		if slices.Contains(rule.Verbs, rbacv1.VerbAll) {
+			rb.everything = rb.everything || slices.Contains(rule.APIGroups, rbacv1.APIGroupAll) &&
+				slices.Contains(rule.Resources, rbacv1.ResourceAll) && len(rule.ResourceNames) == 0
+			rb.everyURL = rb.everyURL || slices.Contains(rule.NonResourceURLs, rbacv1.NonResourceAll)
+		}
 		if len(rule.ResourceNames) > 0 && mayNameNamespaces(rule) && len(c.t.nsObject) > 0 {
 			if !rb.named {
 				rb.named, rb.namedRule = true, make([]bool, len(r.Rules))

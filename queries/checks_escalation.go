@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/kiem-io/kiem/graph"
-	rbacv1 "k8s.io/api/rbac/v1"
 )
 
 const rbacGroup = "rbac.authorization.k8s.io"
@@ -53,19 +52,18 @@ func ownsAny(grants []graph.Permission, p graph.ObjectRef, scope string) bool {
 	return false
 }
 
-// holdsEverything reports whether a rule grants every verb on every resource of every group and, cluster-wide,
-// every URL (a RoleBinding cannot grant URLs, so in a namespace they do not count).
-func holdsEverything(rules []*rbacv1.PolicyRule, scope string) bool {
+// holdsEverything reports whether a rule the identity holds in the scope grants every verb on every resource of
+// every group and, cluster-wide, every URL (a RoleBinding cannot grant URLs, so in a namespace they do not count).
+func (ev *evaluation) holdsEverything() bool {
+	ev.ensure()
 	res, url := false, false
-	for _, r := range rules {
-		if slices.Contains(r.Verbs, "*") && slices.Contains(r.APIGroups, "*") && slices.Contains(r.Resources, "*") && len(r.ResourceNames) == 0 {
-			res = true
-		}
-		if slices.Contains(r.Verbs, "*") && slices.Contains(r.NonResourceURLs, "*") {
-			url = true
+	for _, bs := range [2][]bound{ev.cluster, ev.local} {
+		for i := range bs {
+			res = res || bs[i].bits.everything
+			url = url || bs[i].bits.everyURL
 		}
 	}
-	return res && (url || scope != "")
+	return res && (url || ev.scope != "")
 }
 
 // bindNames returns the roles of one resource (roles or clusterroles) the subject may bind in scope: all is true
@@ -167,7 +165,6 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 	}
 	// What the subject holds here decides which roles are stronger than its own, and many subjects hold the
 	// same roles bound the same way: those answers are worked out once per set of roles.
-	key := w.ec.roleSetKey(ev, scope)
 	var idx *ruleIndex
 	index := func() *ruleIndex {
 		if idx == nil {
@@ -176,7 +173,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 		}
 		return idx
 	}
-	if w.ec.perRoleSet("all", key, func() any { return holdsEverything(ev.scopeRules(), scope) }).(bool) {
+	if ev.holdsEverything() {
 		return nil, nil // nothing is stronger than every verb on every resource
 	}
 	// Roles are tried broadest first and the search stops at the third stronger one: the finding needs one,
@@ -204,7 +201,7 @@ func bindEscalation(w *worker, r *Rule, k itemKey, scope string) ([]hit, error) 
 	case allCR && existing == nil:
 		// Every ClusterRole may be bound.
 		ev.ask(graph.Action{Verb: "bind", APIGroup: rbacGroup, Resource: "clusterroles"}, false)
-		stronger = w.ec.perRoleSet("stronger", key, func() any {
+		stronger = w.ec.perRoleSet("stronger", w.ec.roleSetKey(ev, scope), func() any {
 			var out []string
 			for _, role := range w.ec.clusterRolesByBreadth() {
 				if !index().coversAll(role) {

@@ -91,22 +91,22 @@ func indexRules(owner []*rbacv1.PolicyRule) *ruleIndex {
 	return idx
 }
 
-// candidates returns the owner rules that may cover a piece on group/resource.
-func (idx *ruleIndex) candidates(group, resource string) [][]*rbacv1.PolicyRule {
-	out := [][]*rbacv1.PolicyRule{}
-	groups := []string{group, "*"}
-	resources := []string{resource, "*"}
+// candidates returns the owner rules that may cover a piece on group/resource: up to six lists (the group or
+// "*", times the resource, "*" or "*/sub"), in an array so that the many pieces of a role allocate nothing.
+func (idx *ruleIndex) candidates(group, resource string) (out [6][]*rbacv1.PolicyRule, n int) {
+	resources := [3]string{resource, "*"}
+	nr := 2
 	if _, sub, ok := strings.Cut(resource, "/"); ok {
-		resources = append(resources, "*/"+sub)
+		resources[2], nr = "*/"+sub, 3
 	}
-	for _, g := range groups {
-		for _, r := range resources {
+	for _, g := range [2]string{group, "*"} {
+		for _, r := range resources[:nr] {
 			if rs := idx.byGroupResource[[2]string{g, r}]; len(rs) > 0 {
-				out = append(out, rs)
+				out[n], n = rs, n+1
 			}
 		}
 	}
-	return out
+	return out, n
 }
 
 // coversAll reports whether the indexed owner rules cover every rule of role, as covers decides.
@@ -126,14 +126,14 @@ func (idx *ruleIndex) coversAll(role *graph.Role) bool {
 					if idx.scope != "" && resource != "namespaces" && clusterScoped(group, strings.SplitN(resource, "/", 2)[0]) {
 						continue
 					}
-					cands := idx.candidates(group, resource)
+					cands, n := idx.candidates(group, resource)
 					names := r.ResourceNames
 					if len(names) == 0 {
-						names = []string{""}
+						names = []string{""} // any object
 					}
 					for _, name := range names {
 						ok := false
-						for _, rs := range cands {
+						for _, rs := range cands[:n] {
 							if slices.ContainsFunc(rs, func(o *rbacv1.PolicyRule) bool {
 								return has(o.Verbs, verb) && (len(o.ResourceNames) == 0 || (name != "" && slices.Contains(o.ResourceNames, name)))
 							}) {

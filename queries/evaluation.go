@@ -41,6 +41,11 @@ type evaluation struct {
 	// found is the evidence worked out so far (from other scopes, and questions that are not probes); seen keys it.
 	found []graph.Permission
 	seen  map[grantKey]struct{}
+	// spare holds a slice given back by recycle, for the next rule's evidence; it is the worker's, shared by
+	// the evaluations it runs one after the other. scratch holds the answer of a question that is not a probe
+	// while it is recorded.
+	spare   *[]graph.Permission
+	scratch []graph.Permission
 }
 
 // bound is one binding of the identity with its role's answers.
@@ -72,8 +77,21 @@ func (ev *evaluation) setScope(scope string) {
 // reset starts the evidence of another rule.
 func (ev *evaluation) reset() {
 	clear(ev.asked)
-	ev.found = nil
+	switch {
+	case ev.found != nil: // not handed out: still ours
+		ev.found = ev.found[:0]
+	case ev.spare != nil:
+		ev.found, *ev.spare = *ev.spare, nil
+	}
 	ev.seen = nil
+}
+
+// recycle gives back a slice evidence returned, once nothing refers to it any more: the next rule's evidence is
+// gathered in it.
+func (ev *evaluation) recycle(grants []graph.Permission) {
+	if ev.spare != nil && cap(grants) > 0 {
+		*ev.spare = grants[:0]
+	}
 }
 
 func (ev *evaluation) loadCluster() {
@@ -203,11 +221,11 @@ func (ev *evaluation) ask(a graph.Action, some bool) bool {
 	if id, ok := ev.ec.e.table.lookup(a, some); ok {
 		return ev.askProbe(id)
 	}
-	grants := ev.match(a, some)
-	for _, g := range grants {
+	ev.scratch = ev.match(ev.scratch[:0], a, some)
+	for _, g := range ev.scratch {
 		ev.add(g)
 	}
-	return len(grants) > 0
+	return len(ev.scratch) > 0
 }
 
 // allows is ask without evidence.
@@ -216,7 +234,8 @@ func (ev *evaluation) allows(a graph.Action, some bool) bool {
 		ev.ensure()
 		return ev.answers.has(id)
 	}
-	return len(ev.match(a, some)) > 0
+	ev.scratch = ev.match(ev.scratch[:0], a, some)
+	return len(ev.scratch) > 0
 }
 
 // owns reports whether a grant of the subject's own in the scope answers one of the questions.
@@ -227,7 +246,7 @@ func (ev *evaluation) owns(ps []probe) bool {
 			if ev.own.has(id) {
 				return true
 			}
-		} else if ownsAny(ev.match(p.action, p.some), ev.self, ev.scope) {
+		} else if ev.scratch = ev.match(ev.scratch[:0], p.action, p.some); ownsAny(ev.scratch, ev.self, ev.scope) {
 			return true
 		}
 	}
@@ -248,7 +267,7 @@ func (ev *evaluation) askProbe(id int) bool {
 func (ev *evaluation) answer(a graph.Action, some bool) []graph.Permission {
 	id, ok := ev.ec.e.table.lookup(a, some)
 	if !ok {
-		return ev.match(a, some)
+		return ev.match(nil, a, some)
 	}
 	ev.ensure()
 	if !ev.answers.has(id) {
@@ -257,14 +276,14 @@ func (ev *evaluation) answer(a graph.Action, some bool) []graph.Permission {
 	return slices.Clip(ev.candidates(id))
 }
 
-// match is answer for a question that is not a probe: every rule of the bindings is asked.
-func (ev *evaluation) match(a graph.Action, some bool) []graph.Permission {
+// match is answer for a question that is not a probe, appended to dst: every rule of the bindings is asked.
+func (ev *evaluation) match(dst []graph.Permission, a graph.Action, some bool) []graph.Permission {
 	ev.ensure()
 	a.Namespace = requestNamespace(a, ev.scope)
 	if a.Namespace != "" && a.APIGroup == "" && a.Resource == "namespaces" && a.Name == "" {
 		a.Name = a.Namespace // the Namespace object itself
 	}
-	var out []graph.Permission
+	out := dst
 	// A question about one named object is allowed only by rules that allow it for some object: when that is
 	// a probe, only the rules answering it are asked. (Not for the Namespace object, whose request namespace
 	// follows from its name.)
@@ -273,7 +292,7 @@ func (ev *evaluation) match(a graph.Action, some bool) []graph.Permission {
 		unnamed.Name, unnamed.Namespace = "", ""
 		if id, ok := ev.ec.e.table.lookup(unnamed, true); ok {
 			if !ev.answers.has(id) {
-				return nil
+				return out
 			}
 			for _, g := range ev.candidates(id) {
 				if ruleAllows(g.Rule, a, some) {

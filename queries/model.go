@@ -31,13 +31,15 @@ type Subject struct {
 	scope string
 	// nobody marks a binding subject that matches no principal: it holds nothing.
 	nobody bool
+	// spare is the worker's evidence buffer (see evaluation.spare).
+	spare *[]graph.Permission
 }
 
 // evaluation returns the subject's evaluation, making it on first use; nil when it has none.
 func (s *Subject) evaluation() *evaluation {
 	if s.ev == nil && s.ec != nil {
 		s.ev = s.ec.newEvaluation(s.ref, s.id, s.scope)
-		s.ev.hasSelf = !s.nobody
+		s.ev.hasSelf, s.ev.spare = !s.nobody, s.spare
 	}
 	return s.ev
 }

@@ -17,6 +17,10 @@ type worker struct {
 	curRef graph.ObjectRef
 	// memo and grantMemo keep what native expressions and grant rules computed once per scope or per rule.
 	memo map[scopeMemoKey]bool
+	// out collects an item's findings; it is reused from item to item. spare is the evidence buffer of the
+	// evaluations the worker runs (see evaluation.spare).
+	out   []Finding
+	spare []graph.Permission
 	// paths holds the grant paths of the item's evidence: its findings share them (one grant answers many rules).
 	paths     map[pathKey]*graph.GrantPath
 	grantMemo map[*graph.Role][]uint8
@@ -47,7 +51,7 @@ func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 		_, sa := w.ec.serviceAccountModel(p.Namespace, p.Name)
 		s.Exists = sa != nil
 	}
-	s.ec, s.ref, s.id, s.scope = w.ec, p, id, scope
+	s.ec, s.ref, s.id, s.scope, s.spare = w.ec, p, id, scope, &w.spare
 	return s
 }
 
@@ -55,7 +59,8 @@ func (w *worker) subjectFor(p graph.ObjectRef, scope string) *Subject {
 func (w *worker) evaluate(ctx context.Context, k itemKey) ([]Finding, error) {
 	w.ctx = ctx
 	clear(w.paths)
-	var out []Finding
+	out := w.out[:0]
+	defer func() { w.out = out[:0] }()
 	emit := func(r *Rule, h hit) { out = append(out, w.finish(r, h)) }
 	var err error
 	switch k.group {
@@ -78,11 +83,12 @@ func (w *worker) evaluate(ctx context.Context, k itemKey) ([]Finding, error) {
 		return nil, err
 	}
 	out = mergeSame(out)
-	slices.SortFunc(out, func(a, b Finding) int { return CompareFindings(&a, &b) })
-	if cap(out) > len(out)+len(out)/4 {
-		out = slices.Clone(out) // kept for the revision's life: without the spare room appending left
+	if len(out) == 0 {
+		return nil, nil
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b Finding) int { return CompareFindings(&a, &b) })
+	// out is the worker's buffer, reused by its next item; the item keeps a copy of the right size.
+	return slices.Clone(out), nil
 }
 
 // mergeSame folds findings with one fingerprint (a binding naming one account twice, as a ServiceAccount and as
@@ -193,6 +199,7 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 			}
 			h.grants = ev.evidence()
 			emit(r, h)
+			ev.recycle(h.grants) // finish copied what it keeps
 		default:
 			if probes, ok := w.ec.e.ruleProbes[r]; ok && !ev.ownsSomeOf(probes) {
 				continue
@@ -213,6 +220,7 @@ func (w *worker) evaluateSubject(ctx context.Context, k itemKey, emit func(*Rule
 			}
 			h.grants = ev.evidence()
 			emit(r, h)
+			ev.recycle(h.grants) // finish copied what it keeps
 		}
 	}
 	if len(grantRules) == 0 {
@@ -407,22 +415,22 @@ func (w *worker) evaluateObject(ctx context.Context, k itemKey, emit func(*Rule,
 }
 
 // try evaluates one CEL rule on one set of variables; h is the finding it makes if it matches.
-func (w *worker) try(ctx context.Context, r *Rule, k itemKey, vars map[string]any, h hit, subj *Subject) (*hit, error) {
+func (w *worker) try(ctx context.Context, r *Rule, k itemKey, vars map[string]any, h hit, subj *Subject) (hit, bool, error) {
 	if !r.guardsHold(vars) {
-		return nil, nil
+		return hit{}, false, nil
 	}
 	if subj != nil && subj.ev != nil {
 		subj.ev.reset()
 	}
 	ok, err := evalBool(ctx, r.match, vars)
 	if err != nil {
-		return nil, evalError(r, k, "match", err)
+		return hit{}, false, evalError(r, k, "match", err)
 	}
 	if !ok {
-		return nil, nil
+		return hit{}, false, nil
 	}
 	if err := w.grade(ctx, r, vars, &h); err != nil {
-		return nil, evalError(r, k, "severity", err)
+		return hit{}, false, evalError(r, k, "severity", err)
 	}
 	if subj != nil && subj.ev != nil {
 		h.grants = subj.ev.evidence()
@@ -435,7 +443,7 @@ func (w *worker) try(ctx context.Context, r *Rule, k itemKey, vars map[string]an
 			h.objects = append(h.objects, *h.subject)
 		}
 	}
-	return &h, nil
+	return h, true, nil
 }
 
 // matchObject evaluates the CEL rules of an object's group on it: the variables are built once (for a binding,
@@ -444,12 +452,15 @@ func (w *worker) matchObject(ctx context.Context, rules []*Rule, k itemKey, obj 
 	ref := k.ref
 	try := func(vars map[string]any, h hit, subj *Subject) error {
 		for _, r := range rules {
-			found, err := w.try(ctx, r, k, vars, h, subj)
+			found, ok, err := w.try(ctx, r, k, vars, h, subj)
 			if err != nil {
 				return err
 			}
-			if found != nil {
-				emit(r, *found)
+			if ok {
+				emit(r, found)
+				if subj != nil && subj.ev != nil {
+					subj.ev.recycle(found.grants) // finish copied what it keeps
+				}
 			}
 		}
 		return nil
@@ -471,7 +482,7 @@ func (w *worker) matchObject(ctx context.Context, rules []*Rule, k itemKey, obj 
 				// holds no permissions.
 				p = graph.ObjectRef{Kind: graph.Kind(s.Kind), Namespace: s.Namespace, Name: s.Name}
 				subj = &Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace, Groups: []string{},
-					ec: w.ec, ref: p, scope: b.Namespace, nobody: true}
+					ec: w.ec, ref: p, scope: b.Namespace, nobody: true, spare: &w.spare}
 			}
 			vars := map[string]any{"binding": bm, "subject": subj, "role": role, "scope": b.Namespace,
 				"namespaceObject": w.ec.namespaceModel(b.Namespace)}

@@ -111,6 +111,11 @@ func (s *Store) UpdateSide(ctx context.Context, fn func(*SideTxn) error) error {
 	if err := fn(&SideTxn{txn: txn}); err != nil {
 		return err
 	}
+	if !s.schemaSaved { // the first write of a new store: say what it is, as a revision would
+		if err := txn.SetEntry(badger.NewEntry(keySchema, schemaValue())); err != nil {
+			return fmt.Errorf("side write: %w", sideErr(err))
+		}
+	}
 	ts := s.lastTS + 1
 	// m|ts declares the write finished (see keys.go); it commits in the same transaction.
 	if err := txn.SetEntry(badger.NewEntry(keyTS, encodeUint64(ts))); err != nil {
@@ -121,5 +126,6 @@ func (s *Store) UpdateSide(ctx context.Context, fn func(*SideTxn) error) error {
 		return fmt.Errorf("side write: %w", sideErr(err))
 	}
 	s.readTS.Store(ts)
+	s.schemaSaved = true
 	return nil
 }

@@ -105,3 +105,30 @@ func TestStoreSide(t *testing.T) {
 		t.Errorf("commit after side writes got revision %d: side writes spend timestamps", info.Revision)
 	}
 }
+
+// TestStoreSideOnly: a store that holds side records and no revision yet reopens (its first write says what it is).
+func TestStoreSideOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStoreAt(t, StoreOptions{Dir: dir})
+	if err := s.UpdateSide(ctx, func(tx *SideTxn) error { return tx.Set([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStoreAt(t, StoreOptions{Dir: dir})
+	err := s.ViewSide(ctx, func(tx *SideTxn) error {
+		v, err := tx.Get([]byte("k"))
+		if err == nil && string(v) != "v" {
+			err = fmt.Errorf("got %q", v)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+	if s.Head() != 0 {
+		t.Errorf("Head() = %d after side writes only, want 0", s.Head())
+	}
+}

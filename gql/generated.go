@@ -45,6 +45,38 @@ type ComplexityRoot struct {
 		User   func(childComplexity int) int
 	}
 
+	Alert struct {
+		Causes       func(childComplexity int) int
+		CausesTotal  func(childComplexity int) int
+		Entered      func(childComplexity int) int
+		EnteredTotal func(childComplexity int) int
+		FilterID     func(childComplexity int) int
+		FilterName   func(childComplexity int) int
+		From         func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Left         func(childComplexity int) int
+		LeftTotal    func(childComplexity int) int
+		Revision     func(childComplexity int) int
+		Target       func(childComplexity int) int
+		Time         func(childComplexity int) int
+	}
+
+	AlertCause struct {
+		Actor     func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Namespace func(childComplexity int) int
+		Op        func(childComplexity int) int
+		Revision  func(childComplexity int) int
+		Seq       func(childComplexity int) int
+	}
+
+	AlertMatch struct {
+		Data func(childComplexity int) int
+		Key  func(childComplexity int) int
+		Text func(childComplexity int) int
+	}
+
 	AttackGrant struct {
 		Binding func(childComplexity int) int
 		Role    func(childComplexity int) int
@@ -160,6 +192,21 @@ type ComplexityRoot struct {
 		Reasons   func(childComplexity int) int
 		Revision  func(childComplexity int) int
 		Superuser func(childComplexity int) int
+	}
+
+	Delivery struct {
+		AlertID     func(childComplexity int) int
+		Attempts    func(childComplexity int) int
+		Created     func(childComplexity int) int
+		DeliveredAt func(childComplexity int) int
+		FilterID    func(childComplexity int) int
+		ID          func(childComplexity int) int
+		LastCode    func(childComplexity int) int
+		LastError   func(childComplexity int) int
+		NextAttempt func(childComplexity int) int
+		Revision    func(childComplexity int) int
+		SinkID      func(childComplexity int) int
+		Status      func(childComplexity int) int
 	}
 
 	Diff struct {
@@ -303,8 +350,12 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AddSuppression    func(childComplexity int, input SuppressionInput) int
+		DeleteFilter      func(childComplexity int, id string) int
+		DeleteSink        func(childComplexity int, id string) int
 		Reload            func(childComplexity int) int
 		RemoveSuppression func(childComplexity int, id string) int
+		SaveFilter        func(childComplexity int, input SavedFilterInput) int
+		SaveSink          func(childComplexity int, input SinkInput) int
 	}
 
 	Namespace struct {
@@ -444,9 +495,11 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Alerts               func(childComplexity int, filter *string, since *graph.Revision, first *int) int
 		AttackPaths          func(childComplexity int, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) int
 		Can                  func(childComplexity int, subject SubjectInput, action ActionInput, at *graph.Revision) int
 		Changes              func(childComplexity int, from graph.Revision, to *graph.Revision, first *int, after *string) int
+		Deliveries           func(childComplexity int, sink *string, alert *string, filter *string, status *DeliveryStatus, first *int) int
 		Diff                 func(childComplexity int, from graph.Revision, to *graph.Revision) int
 		EffectivePermissions func(childComplexity int, subject SubjectInput, namespace *string, at *graph.Revision, first *int, after *string) int
 		Findings             func(childComplexity int, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) int
@@ -458,8 +511,10 @@ type ComplexityRoot struct {
 		Revision             func(childComplexity int, revision graph.Revision) int
 		Revisions            func(childComplexity int, first *int, after *string) int
 		Rules                func(childComplexity int, pack *string) int
+		SavedFilters         func(childComplexity int) int
 		Search               func(childComplexity int, query string, kinds []Kind, namespace *string, at *graph.Revision, first *int, after *string) int
 		Server               func(childComplexity int) int
+		Sinks                func(childComplexity int) int
 		Suppressions         func(childComplexity int) int
 		Warnings             func(childComplexity int, at *graph.Revision) int
 		WhoCan               func(childComplexity int, action ActionInput, at *graph.Revision, first *int, after *string) int
@@ -555,6 +610,19 @@ type ComplexityRoot struct {
 		Urls  func(childComplexity int) int
 	}
 
+	SavedFilter struct {
+		Created     func(childComplexity int) int
+		Description func(childComplexity int) int
+		Expression  func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Owner       func(childComplexity int) int
+		Source      func(childComplexity int) int
+		Target      func(childComplexity int) int
+		Updated     func(childComplexity int) int
+	}
+
 	SearchConnection struct {
 		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
@@ -615,7 +683,20 @@ type ComplexityRoot struct {
 		Severity func(childComplexity int) int
 	}
 
+	Sink struct {
+		Created   func(childComplexity int) int
+		Filters   func(childComplexity int) int
+		HasSecret func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Owner     func(childComplexity int) int
+		Type      func(childComplexity int) int
+		URL       func(childComplexity int) int
+		Updated   func(childComplexity int) int
+	}
+
 	Subscription struct {
+		Alerts  func(childComplexity int, filterIds []string, since *graph.Revision) int
 		Changes func(childComplexity int, since *graph.Revision) int
 	}
 
@@ -684,6 +765,10 @@ type ComplexityRoot struct {
 
 type MutationResolver interface {
 	Reload(ctx context.Context) (*ReloadResult, error)
+	SaveFilter(ctx context.Context, input SavedFilterInput) (*SavedFilter, error)
+	DeleteFilter(ctx context.Context, id string) (bool, error)
+	SaveSink(ctx context.Context, input SinkInput) (*Sink, error)
+	DeleteSink(ctx context.Context, id string) (bool, error)
 	AddSuppression(ctx context.Context, input SuppressionInput) (*Suppression, error)
 	RemoveSuppression(ctx context.Context, id string) (bool, error)
 }
@@ -702,6 +787,10 @@ type QueryResolver interface {
 	Revision(ctx context.Context, revision graph.Revision) (*RevisionInfo, error)
 	Changes(ctx context.Context, from graph.Revision, to *graph.Revision, first *int, after *string) (*ChangeConnection, error)
 	Diff(ctx context.Context, from graph.Revision, to *graph.Revision) (*Diff, error)
+	SavedFilters(ctx context.Context) ([]*SavedFilter, error)
+	Alerts(ctx context.Context, filter *string, since *graph.Revision, first *int) ([]*Alert, error)
+	Sinks(ctx context.Context) ([]*Sink, error)
+	Deliveries(ctx context.Context, sink *string, alert *string, filter *string, status *DeliveryStatus, first *int) ([]*Delivery, error)
 	Packs(ctx context.Context) ([]*Pack, error)
 	Rules(ctx context.Context, pack *string) ([]*RiskRule, error)
 	Findings(ctx context.Context, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) (*FindingConnection, error)
@@ -710,6 +799,7 @@ type QueryResolver interface {
 }
 type SubscriptionResolver interface {
 	Changes(ctx context.Context, since *graph.Revision) (<-chan *RevisionInfo, error)
+	Alerts(ctx context.Context, filterIds []string, since *graph.Revision) (<-chan *Alert, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -742,6 +832,147 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Actor.User(childComplexity), true
+
+	case "Alert.causes":
+		if e.ComplexityRoot.Alert.Causes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Causes(childComplexity), true
+	case "Alert.causesTotal":
+		if e.ComplexityRoot.Alert.CausesTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.CausesTotal(childComplexity), true
+	case "Alert.entered":
+		if e.ComplexityRoot.Alert.Entered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Entered(childComplexity), true
+	case "Alert.enteredTotal":
+		if e.ComplexityRoot.Alert.EnteredTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.EnteredTotal(childComplexity), true
+	case "Alert.filterId":
+		if e.ComplexityRoot.Alert.FilterID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.FilterID(childComplexity), true
+	case "Alert.filterName":
+		if e.ComplexityRoot.Alert.FilterName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.FilterName(childComplexity), true
+	case "Alert.from":
+		if e.ComplexityRoot.Alert.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.From(childComplexity), true
+	case "Alert.id":
+		if e.ComplexityRoot.Alert.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.ID(childComplexity), true
+	case "Alert.left":
+		if e.ComplexityRoot.Alert.Left == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Left(childComplexity), true
+	case "Alert.leftTotal":
+		if e.ComplexityRoot.Alert.LeftTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.LeftTotal(childComplexity), true
+	case "Alert.revision":
+		if e.ComplexityRoot.Alert.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Revision(childComplexity), true
+	case "Alert.target":
+		if e.ComplexityRoot.Alert.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Target(childComplexity), true
+	case "Alert.time":
+		if e.ComplexityRoot.Alert.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Time(childComplexity), true
+
+	case "AlertCause.actor":
+		if e.ComplexityRoot.AlertCause.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Actor(childComplexity), true
+	case "AlertCause.kind":
+		if e.ComplexityRoot.AlertCause.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Kind(childComplexity), true
+	case "AlertCause.name":
+		if e.ComplexityRoot.AlertCause.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Name(childComplexity), true
+	case "AlertCause.namespace":
+		if e.ComplexityRoot.AlertCause.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Namespace(childComplexity), true
+	case "AlertCause.op":
+		if e.ComplexityRoot.AlertCause.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Op(childComplexity), true
+	case "AlertCause.revision":
+		if e.ComplexityRoot.AlertCause.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Revision(childComplexity), true
+	case "AlertCause.seq":
+		if e.ComplexityRoot.AlertCause.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertCause.Seq(childComplexity), true
+
+	case "AlertMatch.data":
+		if e.ComplexityRoot.AlertMatch.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMatch.Data(childComplexity), true
+	case "AlertMatch.key":
+		if e.ComplexityRoot.AlertMatch.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMatch.Key(childComplexity), true
+	case "AlertMatch.text":
+		if e.ComplexityRoot.AlertMatch.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMatch.Text(childComplexity), true
 
 	case "AttackGrant.binding":
 		if e.ComplexityRoot.AttackGrant.Binding == nil {
@@ -1233,6 +1464,79 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Decision.Superuser(childComplexity), true
+
+	case "Delivery.alertId":
+		if e.ComplexityRoot.Delivery.AlertID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.AlertID(childComplexity), true
+	case "Delivery.attempts":
+		if e.ComplexityRoot.Delivery.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.Attempts(childComplexity), true
+	case "Delivery.created":
+		if e.ComplexityRoot.Delivery.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.Created(childComplexity), true
+	case "Delivery.deliveredAt":
+		if e.ComplexityRoot.Delivery.DeliveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.DeliveredAt(childComplexity), true
+	case "Delivery.filterId":
+		if e.ComplexityRoot.Delivery.FilterID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.FilterID(childComplexity), true
+	case "Delivery.id":
+		if e.ComplexityRoot.Delivery.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.ID(childComplexity), true
+	case "Delivery.lastCode":
+		if e.ComplexityRoot.Delivery.LastCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.LastCode(childComplexity), true
+	case "Delivery.lastError":
+		if e.ComplexityRoot.Delivery.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.LastError(childComplexity), true
+	case "Delivery.nextAttempt":
+		if e.ComplexityRoot.Delivery.NextAttempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.NextAttempt(childComplexity), true
+	case "Delivery.revision":
+		if e.ComplexityRoot.Delivery.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.Revision(childComplexity), true
+	case "Delivery.sinkId":
+		if e.ComplexityRoot.Delivery.SinkID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.SinkID(childComplexity), true
+	case "Delivery.status":
+		if e.ComplexityRoot.Delivery.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.Status(childComplexity), true
 
 	case "Diff.findings":
 		if e.ComplexityRoot.Diff.Findings == nil {
@@ -1808,6 +2112,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddSuppression(childComplexity, args["input"].(SuppressionInput)), true
+	case "Mutation.deleteFilter":
+		if e.ComplexityRoot.Mutation.DeleteFilter == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteFilter_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteFilter(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteSink":
+		if e.ComplexityRoot.Mutation.DeleteSink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteSink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteSink(childComplexity, args["id"].(string)), true
 	case "Mutation.reload":
 		if e.ComplexityRoot.Mutation.Reload == nil {
 			break
@@ -1825,6 +2151,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveSuppression(childComplexity, args["id"].(string)), true
+	case "Mutation.saveFilter":
+		if e.ComplexityRoot.Mutation.SaveFilter == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_saveFilter_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SaveFilter(childComplexity, args["input"].(SavedFilterInput)), true
+	case "Mutation.saveSink":
+		if e.ComplexityRoot.Mutation.SaveSink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_saveSink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SaveSink(childComplexity, args["input"].(SinkInput)), true
 
 	case "Namespace.exists":
 		if e.ComplexityRoot.Namespace.Exists == nil {
@@ -2341,6 +2689,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PodEdge.Node(childComplexity), true
 
+	case "Query.alerts":
+		if e.ComplexityRoot.Query.Alerts == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alerts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Alerts(childComplexity, args["filter"].(*string), args["since"].(*graph.Revision), args["first"].(*int)), true
 	case "Query.attackPaths":
 		if e.ComplexityRoot.Query.AttackPaths == nil {
 			break
@@ -2374,6 +2733,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Changes(childComplexity, args["from"].(graph.Revision), args["to"].(*graph.Revision), args["first"].(*int), args["after"].(*string)), true
+	case "Query.deliveries":
+		if e.ComplexityRoot.Query.Deliveries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deliveries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Deliveries(childComplexity, args["sink"].(*string), args["alert"].(*string), args["filter"].(*string), args["status"].(*DeliveryStatus), args["first"].(*int)), true
 	case "Query.diff":
 		if e.ComplexityRoot.Query.Diff == nil {
 			break
@@ -2491,6 +2861,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Rules(childComplexity, args["pack"].(*string)), true
+	case "Query.savedFilters":
+		if e.ComplexityRoot.Query.SavedFilters == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.SavedFilters(childComplexity), true
 	case "Query.search":
 		if e.ComplexityRoot.Query.Search == nil {
 			break
@@ -2508,6 +2884,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Server(childComplexity), true
+	case "Query.sinks":
+		if e.ComplexityRoot.Query.Sinks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Sinks(childComplexity), true
 	case "Query.suppressions":
 		if e.ComplexityRoot.Query.Suppressions == nil {
 			break
@@ -2912,6 +3294,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RuleReferences.Urls(childComplexity), true
 
+	case "SavedFilter.created":
+		if e.ComplexityRoot.SavedFilter.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Created(childComplexity), true
+	case "SavedFilter.description":
+		if e.ComplexityRoot.SavedFilter.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Description(childComplexity), true
+	case "SavedFilter.expression":
+		if e.ComplexityRoot.SavedFilter.Expression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Expression(childComplexity), true
+	case "SavedFilter.id":
+		if e.ComplexityRoot.SavedFilter.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.ID(childComplexity), true
+	case "SavedFilter.kind":
+		if e.ComplexityRoot.SavedFilter.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Kind(childComplexity), true
+	case "SavedFilter.name":
+		if e.ComplexityRoot.SavedFilter.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Name(childComplexity), true
+	case "SavedFilter.owner":
+		if e.ComplexityRoot.SavedFilter.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Owner(childComplexity), true
+	case "SavedFilter.source":
+		if e.ComplexityRoot.SavedFilter.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Source(childComplexity), true
+	case "SavedFilter.target":
+		if e.ComplexityRoot.SavedFilter.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Target(childComplexity), true
+	case "SavedFilter.updated":
+		if e.ComplexityRoot.SavedFilter.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SavedFilter.Updated(childComplexity), true
+
 	case "SearchConnection.edges":
 		if e.ComplexityRoot.SearchConnection.Edges == nil {
 			break
@@ -3190,6 +3633,72 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SeverityCount.Severity(childComplexity), true
 
+	case "Sink.created":
+		if e.ComplexityRoot.Sink.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.Created(childComplexity), true
+	case "Sink.filters":
+		if e.ComplexityRoot.Sink.Filters == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.Filters(childComplexity), true
+	case "Sink.hasSecret":
+		if e.ComplexityRoot.Sink.HasSecret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.HasSecret(childComplexity), true
+	case "Sink.id":
+		if e.ComplexityRoot.Sink.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.ID(childComplexity), true
+	case "Sink.name":
+		if e.ComplexityRoot.Sink.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.Name(childComplexity), true
+	case "Sink.owner":
+		if e.ComplexityRoot.Sink.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.Owner(childComplexity), true
+	case "Sink.type":
+		if e.ComplexityRoot.Sink.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.Type(childComplexity), true
+	case "Sink.url":
+		if e.ComplexityRoot.Sink.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.URL(childComplexity), true
+	case "Sink.updated":
+		if e.ComplexityRoot.Sink.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sink.Updated(childComplexity), true
+
+	case "Subscription.alerts":
+		if e.ComplexityRoot.Subscription.Alerts == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_alerts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Alerts(childComplexity, args["filterIds"].([]string), args["since"].(*graph.Revision)), true
 	case "Subscription.changes":
 		if e.ComplexityRoot.Subscription.Changes == nil {
 			break
@@ -3457,6 +3966,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputActionInput,
 		ec.unmarshalInputAttackTargetInput,
 		ec.unmarshalInputObjectRefInput,
+		ec.unmarshalInputSavedFilterInput,
+		ec.unmarshalInputSinkInput,
 		ec.unmarshalInputSubjectInput,
 		ec.unmarshalInputSubjectRefInput,
 		ec.unmarshalInputSuppressionInput,
@@ -3551,7 +4062,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/findings.graphqls" "schema/history.graphqls" "schema/nodes.graphqls" "schema/schema.graphqls"
+//go:embed "schema/alerts.graphqls" "schema/findings.graphqls" "schema/history.graphqls" "schema/nodes.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3563,6 +4074,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "schema/alerts.graphqls", Input: sourceData("schema/alerts.graphqls"), BuiltIn: false},
 	{Name: "schema/findings.graphqls", Input: sourceData("schema/findings.graphqls"), BuiltIn: false},
 	{Name: "schema/history.graphqls", Input: sourceData("schema/history.graphqls"), BuiltIn: false},
 	{Name: "schema/nodes.graphqls", Input: sourceData("schema/nodes.graphqls"), BuiltIn: false},
@@ -3582,6 +4094,70 @@ func (ec *executionContext) childFields_Actor(ctx context.Context, field graphql
 		return ec.fieldContext_Actor_groups(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Actor", field.Name)
+}
+
+func (ec *executionContext) childFields_Alert(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Alert_id(ctx, field)
+	case "filterId":
+		return ec.fieldContext_Alert_filterId(ctx, field)
+	case "filterName":
+		return ec.fieldContext_Alert_filterName(ctx, field)
+	case "target":
+		return ec.fieldContext_Alert_target(ctx, field)
+	case "from":
+		return ec.fieldContext_Alert_from(ctx, field)
+	case "revision":
+		return ec.fieldContext_Alert_revision(ctx, field)
+	case "time":
+		return ec.fieldContext_Alert_time(ctx, field)
+	case "entered":
+		return ec.fieldContext_Alert_entered(ctx, field)
+	case "enteredTotal":
+		return ec.fieldContext_Alert_enteredTotal(ctx, field)
+	case "left":
+		return ec.fieldContext_Alert_left(ctx, field)
+	case "leftTotal":
+		return ec.fieldContext_Alert_leftTotal(ctx, field)
+	case "causes":
+		return ec.fieldContext_Alert_causes(ctx, field)
+	case "causesTotal":
+		return ec.fieldContext_Alert_causesTotal(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Alert", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertCause(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "revision":
+		return ec.fieldContext_AlertCause_revision(ctx, field)
+	case "seq":
+		return ec.fieldContext_AlertCause_seq(ctx, field)
+	case "op":
+		return ec.fieldContext_AlertCause_op(ctx, field)
+	case "kind":
+		return ec.fieldContext_AlertCause_kind(ctx, field)
+	case "namespace":
+		return ec.fieldContext_AlertCause_namespace(ctx, field)
+	case "name":
+		return ec.fieldContext_AlertCause_name(ctx, field)
+	case "actor":
+		return ec.fieldContext_AlertCause_actor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertCause", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertMatch(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_AlertMatch_key(ctx, field)
+	case "text":
+		return ec.fieldContext_AlertMatch_text(ctx, field)
+	case "data":
+		return ec.fieldContext_AlertMatch_data(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertMatch", field.Name)
 }
 
 func (ec *executionContext) childFields_AttackGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3790,6 +4366,36 @@ func (ec *executionContext) childFields_Decision(ctx context.Context, field grap
 		return ec.fieldContext_Decision_revision(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Decision", field.Name)
+}
+
+func (ec *executionContext) childFields_Delivery(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Delivery_id(ctx, field)
+	case "alertId":
+		return ec.fieldContext_Delivery_alertId(ctx, field)
+	case "sinkId":
+		return ec.fieldContext_Delivery_sinkId(ctx, field)
+	case "filterId":
+		return ec.fieldContext_Delivery_filterId(ctx, field)
+	case "revision":
+		return ec.fieldContext_Delivery_revision(ctx, field)
+	case "status":
+		return ec.fieldContext_Delivery_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_Delivery_attempts(ctx, field)
+	case "lastError":
+		return ec.fieldContext_Delivery_lastError(ctx, field)
+	case "lastCode":
+		return ec.fieldContext_Delivery_lastCode(ctx, field)
+	case "created":
+		return ec.fieldContext_Delivery_created(ctx, field)
+	case "nextAttempt":
+		return ec.fieldContext_Delivery_nextAttempt(ctx, field)
+	case "deliveredAt":
+		return ec.fieldContext_Delivery_deliveredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Delivery", field.Name)
 }
 
 func (ec *executionContext) childFields_Diff(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4468,6 +5074,32 @@ func (ec *executionContext) childFields_RuleReferences(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type RuleReferences", field.Name)
 }
 
+func (ec *executionContext) childFields_SavedFilter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SavedFilter_id(ctx, field)
+	case "name":
+		return ec.fieldContext_SavedFilter_name(ctx, field)
+	case "description":
+		return ec.fieldContext_SavedFilter_description(ctx, field)
+	case "owner":
+		return ec.fieldContext_SavedFilter_owner(ctx, field)
+	case "target":
+		return ec.fieldContext_SavedFilter_target(ctx, field)
+	case "kind":
+		return ec.fieldContext_SavedFilter_kind(ctx, field)
+	case "expression":
+		return ec.fieldContext_SavedFilter_expression(ctx, field)
+	case "source":
+		return ec.fieldContext_SavedFilter_source(ctx, field)
+	case "created":
+		return ec.fieldContext_SavedFilter_created(ctx, field)
+	case "updated":
+		return ec.fieldContext_SavedFilter_updated(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SavedFilter", field.Name)
+}
+
 func (ec *executionContext) childFields_SearchConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "edges":
@@ -4562,6 +5194,30 @@ func (ec *executionContext) childFields_SeverityCount(ctx context.Context, field
 		return ec.fieldContext_SeverityCount_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SeverityCount", field.Name)
+}
+
+func (ec *executionContext) childFields_Sink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Sink_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Sink_name(ctx, field)
+	case "type":
+		return ec.fieldContext_Sink_type(ctx, field)
+	case "url":
+		return ec.fieldContext_Sink_url(ctx, field)
+	case "hasSecret":
+		return ec.fieldContext_Sink_hasSecret(ctx, field)
+	case "filters":
+		return ec.fieldContext_Sink_filters(ctx, field)
+	case "owner":
+		return ec.fieldContext_Sink_owner(ctx, field)
+	case "created":
+		return ec.fieldContext_Sink_created(ctx, field)
+	case "updated":
+		return ec.fieldContext_Sink_updated(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Sink", field.Name)
 }
 
 func (ec *executionContext) childFields_Suppression(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4974,6 +5630,34 @@ func (ec *executionContext) field_Mutation_addSuppression_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteFilter_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteSink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeSuppression_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4985,6 +5669,34 @@ func (ec *executionContext) field_Mutation_removeSuppression_args(ctx context.Co
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_saveFilter_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SavedFilterInput, error) {
+			return ec.unmarshalNSavedFilterInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilterInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_saveSink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SinkInput, error) {
+			return ec.unmarshalNSinkInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -5029,6 +5741,36 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_alerts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*graph.Revision, error) {
+			return ec.unmarshalORevision2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
 	return args, nil
 }
 
@@ -5135,6 +5877,52 @@ func (ec *executionContext) field_Query_changes_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["after"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_deliveries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "sink",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sink"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "alert",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["alert"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*DeliveryStatus, error) {
+			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg4
 	return args, nil
 }
 
@@ -5702,6 +6490,28 @@ func (ec *executionContext) field_ServiceAccount_pods_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_alerts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filterIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filterIds"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*graph.Revision, error) {
+			return ec.unmarshalORevision2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_changes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5886,6 +6696,562 @@ func (ec *executionContext) _Actor_groups(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Actor_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_id(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_filterId(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_filterId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_filterId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_filterName(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_filterName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterName(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_filterName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_target(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v FilterTarget) graphql.Marshaler {
+			return ec.marshalNFilterTarget2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFilterTarget(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type FilterTarget does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_from(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_revision(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_time(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_time(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Time(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_time(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_entered(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_entered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entered(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AlertMatch) graphql.Marshaler {
+			return ec.marshalNAlertMatch2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertMatchᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_entered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertMatch(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_enteredTotal(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_enteredTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EnteredTotal(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_enteredTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_left(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_left(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Left(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AlertMatch) graphql.Marshaler {
+			return ec.marshalNAlertMatch2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertMatchᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_left(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertMatch(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_leftTotal(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_leftTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeftTotal(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_leftTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Alert_causes(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_causes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Causes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AlertCause) graphql.Marshaler {
+			return ec.marshalNAlertCause2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertCauseᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_causes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertCause(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_causesTotal(ctx context.Context, field graphql.CollectedField, obj *Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_causesTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CausesTotal(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_causesTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, true, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_revision(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_seq(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_op(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v ChangeOp) graphql.Marshaler {
+			return ec.marshalNChangeOp2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐChangeOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type ChangeOp does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_kind(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_namespace(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_name(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AlertCause_actor(ctx context.Context, field graphql.CollectedField, obj *AlertCause) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertCause_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertCause_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertCause", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AlertMatch_key(ctx context.Context, field graphql.CollectedField, obj *AlertMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertMatch_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertMatch_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertMatch", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AlertMatch_text(ctx context.Context, field graphql.CollectedField, obj *AlertMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertMatch_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertMatch_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertMatch", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AlertMatch_data(ctx context.Context, field graphql.CollectedField, obj *AlertMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertMatch_data(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Data(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertMatch_data(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertMatch", field, true, false, errors.New("field of type JSON does not have child fields"))
 }
 
 func (ec *executionContext) _AttackGrant_binding(ctx context.Context, field graphql.CollectedField, obj *AttackGrant) (ret graphql.Marshaler) {
@@ -8037,6 +9403,282 @@ func (ec *executionContext) _Decision_revision(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Decision_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Decision", field, true, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_id(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_alertId(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_alertId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlertID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_alertId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_sinkId(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_sinkId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SinkID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_sinkId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_filterId(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_filterId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_filterId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_revision(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_status(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v DeliveryStatus) graphql.Marshaler {
+			return ec.marshalNDeliveryStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type DeliveryStatus does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_attempts(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_lastError(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_lastCode(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_lastCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastCode(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_lastCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_created(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_created(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_created(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_nextAttempt(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_nextAttempt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextAttempt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_nextAttempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Delivery_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_deliveredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveredAt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_deliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, true, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _Diff_from(ctx context.Context, field graphql.CollectedField, obj *Diff) (ret graphql.Marshaler) {
@@ -10457,6 +12099,182 @@ func (ec *executionContext) fieldContext_Mutation_reload(_ context.Context, fiel
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ReloadResult(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_saveFilter(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_saveFilter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SaveFilter(ctx, fc.Args["input"].(SavedFilterInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *SavedFilter) graphql.Marshaler {
+			return ec.marshalNSavedFilter2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_saveFilter(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SavedFilter(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_saveFilter_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteFilter(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteFilter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteFilter(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteFilter(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteFilter_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_saveSink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_saveSink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SaveSink(ctx, fc.Args["input"].(SinkInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Sink) graphql.Marshaler {
+			return ec.marshalNSink2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_saveSink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Sink(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_saveSink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteSink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteSink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteSink(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteSink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteSink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -13330,6 +15148,158 @@ func (ec *executionContext) fieldContext_Query_diff(ctx context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_savedFilters(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_savedFilters(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().SavedFilters(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*SavedFilter) graphql.Marshaler {
+			return ec.marshalNSavedFilter2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilterᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_savedFilters(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SavedFilter(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_alerts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_alerts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Alerts(ctx, fc.Args["filter"].(*string), fc.Args["since"].(*graph.Revision), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Alert) graphql.Marshaler {
+			return ec.marshalNAlert2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_alerts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Alert(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_alerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_sinks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_sinks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Sinks(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Sink) graphql.Marshaler {
+			return ec.marshalNSink2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_sinks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Sink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_deliveries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deliveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Deliveries(ctx, fc.Args["sink"].(*string), fc.Args["alert"].(*string), fc.Args["filter"].(*string), fc.Args["status"].(*DeliveryStatus), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Delivery) graphql.Marshaler {
+			return ec.marshalNDelivery2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deliveries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Delivery(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_deliveries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_packs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15156,6 +17126,236 @@ func (ec *executionContext) fieldContext_RuleReferences_urls(_ context.Context, 
 	return graphql.NewScalarFieldContext("RuleReferences", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _SavedFilter_id(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_name(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_description(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_owner(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_owner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Owner(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_owner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_target(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v FilterTarget) graphql.Marshaler {
+			return ec.marshalNFilterTarget2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFilterTarget(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type FilterTarget does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_kind(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_expression(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_expression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expression(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_expression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_source(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_created(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_created(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_created(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _SavedFilter_updated(ctx context.Context, field graphql.CollectedField, obj *SavedFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SavedFilter_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Updated(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SavedFilter_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SavedFilter", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _SearchConnection_edges(ctx context.Context, field graphql.CollectedField, obj *SearchConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16296,6 +18496,213 @@ func (ec *executionContext) fieldContext_SeverityCount_count(_ context.Context, 
 	return graphql.NewScalarFieldContext("SeverityCount", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
+func (ec *executionContext) _Sink_id(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_name(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_type(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v SinkType) graphql.Marshaler {
+			return ec.marshalNSinkType2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type SinkType does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_url(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_hasSecret(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_hasSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasSecret(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_hasSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_filters(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_filters(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filters(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_filters(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_owner(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_owner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Owner(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_owner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_created(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_created(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_created(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Sink_updated(ctx context.Context, field graphql.CollectedField, obj *Sink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sink_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Updated(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sink_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sink", field, true, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -16334,6 +18741,50 @@ func (ec *executionContext) fieldContext_Subscription_changes(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_changes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_alerts(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_alerts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Alerts(ctx, fc.Args["filterIds"].([]string), fc.Args["since"].(*graph.Revision))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Alert) graphql.Marshaler {
+			return ec.marshalNAlert2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlert(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_alerts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Alert(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_alerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18570,6 +21021,150 @@ func (ec *executionContext) unmarshalInputObjectRefInput(ctx context.Context, ob
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputSavedFilterInput(ctx context.Context, obj any) (SavedFilterInput, error) {
+	var it SavedFilterInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "description", "owner", "target", "kind", "expression"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		case "owner":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("owner"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Owner = data
+		case "target":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("target"))
+			data, err := ec.unmarshalNFilterTarget2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFilterTarget(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Target = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "expression":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expression"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Expression = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputSinkInput(ctx context.Context, obj any) (SinkInput, error) {
+	var it SinkInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "type", "url", "secret", "filters", "owner"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalNSinkType2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "secret":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secret"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Secret = data
+		case "filters":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filters"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filters = data
+		case "owner":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("owner"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Owner = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputSubjectInput(ctx context.Context, obj any) (SubjectInput, error) {
 	var it SubjectInput
 	if obj == nil {
@@ -18957,6 +21552,220 @@ func (ec *executionContext) _Actor(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "groups":
 			out.Values[i] = ec._Actor_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var alertImplementors = []string{"Alert"}
+
+func (ec *executionContext) _Alert(ctx context.Context, sel ast.SelectionSet, obj *Alert) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Alert")
+		case "id":
+			out.Values[i] = ec._Alert_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterId":
+			out.Values[i] = ec._Alert_filterId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterName":
+			out.Values[i] = ec._Alert_filterName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "target":
+			out.Values[i] = ec._Alert_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._Alert_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revision":
+			out.Values[i] = ec._Alert_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "time":
+			out.Values[i] = ec._Alert_time(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entered":
+			out.Values[i] = ec._Alert_entered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enteredTotal":
+			out.Values[i] = ec._Alert_enteredTotal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "left":
+			out.Values[i] = ec._Alert_left(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leftTotal":
+			out.Values[i] = ec._Alert_leftTotal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "causes":
+			out.Values[i] = ec._Alert_causes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "causesTotal":
+			out.Values[i] = ec._Alert_causesTotal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var alertCauseImplementors = []string{"AlertCause"}
+
+func (ec *executionContext) _AlertCause(ctx context.Context, sel ast.SelectionSet, obj *AlertCause) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertCauseImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertCause")
+		case "revision":
+			out.Values[i] = ec._AlertCause_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "seq":
+			out.Values[i] = ec._AlertCause_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "op":
+			out.Values[i] = ec._AlertCause_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._AlertCause_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._AlertCause_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._AlertCause_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._AlertCause_actor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var alertMatchImplementors = []string{"AlertMatch"}
+
+func (ec *executionContext) _AlertMatch(ctx context.Context, sel ast.SelectionSet, obj *AlertMatch) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertMatchImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertMatch")
+		case "key":
+			out.Values[i] = ec._AlertMatch_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._AlertMatch_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "data":
+			out.Values[i] = ec._AlertMatch_data(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -19777,6 +22586,99 @@ func (ec *executionContext) _Decision(ctx context.Context, sel ast.SelectionSet,
 		case "revision":
 			out.Values[i] = ec._Decision_revision(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var deliveryImplementors = []string{"Delivery"}
+
+func (ec *executionContext) _Delivery(ctx context.Context, sel ast.SelectionSet, obj *Delivery) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Delivery")
+		case "id":
+			out.Values[i] = ec._Delivery_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "alertId":
+			out.Values[i] = ec._Delivery_alertId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sinkId":
+			out.Values[i] = ec._Delivery_sinkId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterId":
+			out.Values[i] = ec._Delivery_filterId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revision":
+			out.Values[i] = ec._Delivery_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Delivery_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._Delivery_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._Delivery_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastCode":
+			out.Values[i] = ec._Delivery_lastCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "created":
+			out.Values[i] = ec._Delivery_created(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nextAttempt":
+			out.Values[i] = ec._Delivery_nextAttempt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deliveredAt":
+			out.Values[i] = ec._Delivery_deliveredAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -20941,6 +23843,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "reload":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reload(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "saveFilter":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_saveFilter(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteFilter":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteFilter(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "saveSink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_saveSink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteSink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteSink(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -22312,6 +25242,94 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "savedFilters":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_savedFilters(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "alerts":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_alerts(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "sinks":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_sinks(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "deliveries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_deliveries(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "packs":
 			field := field
 
@@ -23087,6 +26105,89 @@ func (ec *executionContext) _RuleReferences(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var savedFilterImplementors = []string{"SavedFilter"}
+
+func (ec *executionContext) _SavedFilter(ctx context.Context, sel ast.SelectionSet, obj *SavedFilter) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, savedFilterImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SavedFilter")
+		case "id":
+			out.Values[i] = ec._SavedFilter_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._SavedFilter_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._SavedFilter_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "owner":
+			out.Values[i] = ec._SavedFilter_owner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "target":
+			out.Values[i] = ec._SavedFilter_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._SavedFilter_kind(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expression":
+			out.Values[i] = ec._SavedFilter_expression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._SavedFilter_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "created":
+			out.Values[i] = ec._SavedFilter_created(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updated":
+			out.Values[i] = ec._SavedFilter_updated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var searchConnectionImplementors = []string{"SearchConnection"}
 
 func (ec *executionContext) _SearchConnection(ctx context.Context, sel ast.SelectionSet, obj *SearchConnection) graphql.Marshaler {
@@ -23561,6 +26662,84 @@ func (ec *executionContext) _SeverityCount(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var sinkImplementors = []string{"Sink"}
+
+func (ec *executionContext) _Sink(ctx context.Context, sel ast.SelectionSet, obj *Sink) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sinkImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Sink")
+		case "id":
+			out.Values[i] = ec._Sink_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Sink_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._Sink_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._Sink_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hasSecret":
+			out.Values[i] = ec._Sink_hasSecret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filters":
+			out.Values[i] = ec._Sink_filters(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "owner":
+			out.Values[i] = ec._Sink_owner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "created":
+			out.Values[i] = ec._Sink_created(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updated":
+			out.Values[i] = ec._Sink_updated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -23576,6 +26755,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "changes":
 		return ec._Subscription_changes(ctx, fields[0])
+	case "alerts":
+		return ec._Subscription_alerts(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -24437,6 +27618,88 @@ func (ec *executionContext) unmarshalNActionInput2githubᚗcomᚋkiemᚑioᚋkie
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNAlert2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlert(ctx context.Context, sel ast.SelectionSet, v Alert) graphql.Marshaler {
+	return ec._Alert(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAlert2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertᚄ(ctx context.Context, sel ast.SelectionSet, v []*Alert) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlert2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlert(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAlert2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlert(ctx context.Context, sel ast.SelectionSet, v *Alert) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Alert(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAlertCause2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertCauseᚄ(ctx context.Context, sel ast.SelectionSet, v []*AlertCause) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlertCause2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertCause(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAlertCause2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertCause(ctx context.Context, sel ast.SelectionSet, v *AlertCause) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AlertCause(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAlertMatch2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertMatchᚄ(ctx context.Context, sel ast.SelectionSet, v []*AlertMatch) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlertMatch2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertMatch(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAlertMatch2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlertMatch(ctx context.Context, sel ast.SelectionSet, v *AlertMatch) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AlertMatch(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAttackGrant2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAttackGrantᚄ(ctx context.Context, sel ast.SelectionSet, v []*AttackGrant) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -24745,6 +28008,42 @@ func (ec *executionContext) marshalNDecision2ᚖgithubᚗcomᚋkiemᚑioᚋkiem�
 	return ec._Decision(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDelivery2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*Delivery) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDelivery2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDelivery(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDelivery2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDelivery(ctx context.Context, sel ast.SelectionSet, v *Delivery) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Delivery(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeliveryStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryStatus(ctx context.Context, v any) (DeliveryStatus, error) {
+	var res DeliveryStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeliveryStatus2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryStatus(ctx context.Context, sel ast.SelectionSet, v DeliveryStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNDiff2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDiff(ctx context.Context, sel ast.SelectionSet, v Diff) graphql.Marshaler {
 	return ec._Diff(ctx, sel, &v)
 }
@@ -24819,6 +28118,16 @@ func (ec *executionContext) marshalNEvidence2ᚖgithubᚗcomᚋkiemᚑioᚋkiem�
 		return graphql.Null
 	}
 	return ec._Evidence(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFilterTarget2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFilterTarget(ctx context.Context, v any) (FilterTarget, error) {
+	var res FilterTarget
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFilterTarget2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFilterTarget(ctx context.Context, sel ast.SelectionSet, v FilterTarget) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNFinding2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingᚄ(ctx context.Context, sel ast.SelectionSet, v []*Finding) graphql.Marshaler {
@@ -25083,6 +28392,35 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNIdentity2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐIdentity(ctx context.Context, sel ast.SelectionSet, v *Identity) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -25101,6 +28439,28 @@ func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, 
 func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
 	_ = sel
 	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
+	res, err := UnmarshalRawJSON(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, sel ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	_ = sel
+	res := MarshalRawJSON(v)
 	if res == graphql.Null {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -25689,6 +29049,41 @@ func (ec *executionContext) marshalNRuleReferences2ᚖgithubᚗcomᚋkiemᚑio�
 	return ec._RuleReferences(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNSavedFilter2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilter(ctx context.Context, sel ast.SelectionSet, v SavedFilter) graphql.Marshaler {
+	return ec._SavedFilter(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSavedFilter2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilterᚄ(ctx context.Context, sel ast.SelectionSet, v []*SavedFilter) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSavedFilter2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilter(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSavedFilter2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilter(ctx context.Context, sel ast.SelectionSet, v *SavedFilter) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SavedFilter(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSavedFilterInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSavedFilterInput(ctx context.Context, v any) (SavedFilterInput, error) {
+	res, err := ec.unmarshalInputSavedFilterInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNSearchConnection2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSearchConnection(ctx context.Context, sel ast.SelectionSet, v SearchConnection) graphql.Marshaler {
 	return ec._SearchConnection(ctx, sel, &v)
 }
@@ -25787,6 +29182,51 @@ func (ec *executionContext) marshalNSeverityCount2ᚖgithubᚗcomᚋkiemᚑioᚋ
 		return graphql.Null
 	}
 	return ec._SeverityCount(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSink2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSink(ctx context.Context, sel ast.SelectionSet, v Sink) graphql.Marshaler {
+	return ec._Sink(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSink2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*Sink) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSink2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSink(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSink2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSink(ctx context.Context, sel ast.SelectionSet, v *Sink) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Sink(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSinkInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkInput(ctx context.Context, v any) (SinkInput, error) {
+	res, err := ec.unmarshalInputSinkInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSinkType2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkType(ctx context.Context, v any) (SinkType, error) {
+	var res SinkType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSinkType2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSinkType(ctx context.Context, sel ast.SelectionSet, v SinkType) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -26237,6 +29677,22 @@ func (ec *executionContext) marshalOClusterRole2ᚖgithubᚗcomᚋkiemᚑioᚋki
 	return ec._ClusterRole(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalODeliveryStatus2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryStatus(ctx context.Context, v any) (*DeliveryStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(DeliveryStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODeliveryStatus2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐDeliveryStatus(ctx context.Context, sel ast.SelectionSet, v *DeliveryStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOFindingStatus2ᚕgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatusᚄ(ctx context.Context, v any) ([]FindingStatus, error) {
 	if v == nil {
 		return nil, nil
@@ -26278,6 +29734,41 @@ func (ec *executionContext) marshalOGrantPath2ᚖgithubᚗcomᚋkiemᚑioᚋkiem
 		return graphql.Null
 	}
 	return ec._GrantPath(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {

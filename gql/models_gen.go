@@ -255,6 +255,18 @@ type RuleReferences struct {
 	Urls  []string `json:"urls"`
 }
 
+type SavedFilterInput struct {
+	// Lower-case letters, digits and '-', at most 63.
+	ID          string  `json:"id"`
+	Name        string  `json:"name"`
+	Description *string `json:"description,omitempty"`
+	// Defaults to the caller.
+	Owner      *string      `json:"owner,omitempty"`
+	Target     FilterTarget `json:"target"`
+	Kind       *string      `json:"kind,omitempty"`
+	Expression string       `json:"expression"`
+}
+
 type SearchConnection struct {
 	Edges    []*SearchEdge  `json:"edges"`
 	Nodes    []Node         `json:"nodes"`
@@ -275,6 +287,17 @@ type SearchEdge struct {
 type SeverityCount struct {
 	Severity Severity `json:"severity"`
 	Count    int      `json:"count"`
+}
+
+type SinkInput struct {
+	ID   string   `json:"id"`
+	Name string   `json:"name"`
+	Type SinkType `json:"type"`
+	URL  *string  `json:"url,omitempty"`
+	// HMAC-SHA256 key of a WEBHOOK sink. Write-only.
+	Secret  *string  `json:"secret,omitempty"`
+	Filters []string `json:"filters,omitempty"`
+	Owner   *string  `json:"owner,omitempty"`
 }
 
 // Who is asking. USER: a user with groups (groups omitted: the groups declared for the user by --groups-file), plus
@@ -505,6 +528,65 @@ func (e ChangeOp) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type DeliveryStatus string
+
+const (
+	DeliveryStatusPending   DeliveryStatus = "PENDING"
+	DeliveryStatusDelivered DeliveryStatus = "DELIVERED"
+	DeliveryStatusFailed    DeliveryStatus = "FAILED"
+	DeliveryStatusCancelled DeliveryStatus = "CANCELLED"
+)
+
+var AllDeliveryStatus = []DeliveryStatus{
+	DeliveryStatusPending,
+	DeliveryStatusDelivered,
+	DeliveryStatusFailed,
+	DeliveryStatusCancelled,
+}
+
+func (e DeliveryStatus) IsValid() bool {
+	switch e {
+	case DeliveryStatusPending, DeliveryStatusDelivered, DeliveryStatusFailed, DeliveryStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e DeliveryStatus) String() string {
+	return string(e)
+}
+
+func (e *DeliveryStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DeliveryStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DeliveryStatus", str)
+	}
+	return nil
+}
+
+func (e DeliveryStatus) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DeliveryStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DeliveryStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type EdgeType string
 
 const (
@@ -572,6 +654,70 @@ func (e *EdgeType) UnmarshalJSON(b []byte) error {
 }
 
 func (e EdgeType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a saved filter's expression is evaluated on.
+type FilterTarget string
+
+const (
+	// Risk findings (variable finding): an alert says which findings started and stopped matching.
+	FilterTargetFindings FilterTarget = "FINDINGS"
+	// Grants, one rule through one binding to one subject (variable grant): an alert says which were gained and lost.
+	FilterTargetGrants FilterTarget = "GRANTS"
+	// Changes (variable change): every matching change raises an alert.
+	FilterTargetChanges FilterTarget = "CHANGES"
+	// Objects of one kind (variable object): an alert says which started and stopped matching.
+	FilterTargetEntities FilterTarget = "ENTITIES"
+)
+
+var AllFilterTarget = []FilterTarget{
+	FilterTargetFindings,
+	FilterTargetGrants,
+	FilterTargetChanges,
+	FilterTargetEntities,
+}
+
+func (e FilterTarget) IsValid() bool {
+	switch e {
+	case FilterTargetFindings, FilterTargetGrants, FilterTargetChanges, FilterTargetEntities:
+		return true
+	}
+	return false
+}
+
+func (e FilterTarget) String() string {
+	return string(e)
+}
+
+func (e *FilterTarget) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FilterTarget(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FilterTarget", str)
+	}
+	return nil
+}
+
+func (e FilterTarget) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FilterTarget) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FilterTarget) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -825,6 +971,63 @@ func (e *Severity) UnmarshalJSON(b []byte) error {
 }
 
 func (e Severity) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SinkType string
+
+const (
+	// Generic JSON, signed with HMAC-SHA256 (docs/sinks.md).
+	SinkTypeWebhook SinkType = "WEBHOOK"
+	// Slack incoming webhook: {"text": summary}.
+	SinkTypeSLACk SinkType = "SLACK"
+)
+
+var AllSinkType = []SinkType{
+	SinkTypeWebhook,
+	SinkTypeSLACk,
+}
+
+func (e SinkType) IsValid() bool {
+	switch e {
+	case SinkTypeWebhook, SinkTypeSLACk:
+		return true
+	}
+	return false
+}
+
+func (e SinkType) String() string {
+	return string(e)
+}
+
+func (e *SinkType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SinkType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SinkType", str)
+	}
+	return nil
+}
+
+func (e SinkType) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SinkType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SinkType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

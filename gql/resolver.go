@@ -35,7 +35,9 @@ type Options struct {
 	Suppressions SuppressionStore
 	// AttackGraphs gives the attack graph of a revision; nil: each is derived on demand and the last few kept.
 	AttackGraphs AttackGraphSource
-	Logger       *slog.Logger
+	// Alerts is the alerts engine; nil: saved filters, alerts and sinks answer that they are not enabled.
+	Alerts AlertSource
+	Logger *slog.Logger
 }
 
 // Resolver is the root of the resolvers. It holds no per-request state: that lives in the request's context.

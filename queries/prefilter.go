@@ -136,18 +136,7 @@ var modelTypes = map[string]reflect.Type{
 
 // guardsOf returns the guards among the top-level conjuncts of a match.
 func guardsOf(ast *cel.Ast) []guard {
-	var conj []celast.Expr
-	var walk func(e celast.Expr)
-	walk = func(e celast.Expr) {
-		if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
-			for _, a := range e.AsCall().Args() {
-				walk(a)
-			}
-			return
-		}
-		conj = append(conj, e)
-	}
-	walk(ast.NativeRep().Expr())
+	conj := Conjuncts(ast.NativeRep().Expr())
 	var out []guard
 	for _, e := range conj {
 		want := true
@@ -183,39 +172,73 @@ func guardsOf(ast *cel.Ast) []guard {
 
 // fieldOf resolves var.field(.field…) to a guard on a field of the wanted kind.
 func fieldOf(e celast.Expr, kind reflect.Kind) (guard, bool) {
-	var names []string
+	f, ok := SelectedField(e, func(v string) (reflect.Type, bool) { t, ok := modelTypes[v]; return t, ok })
+	if !ok || f.Type.Kind() != kind {
+		return guard{}, false
+	}
+	return guard{variable: f.Variable, field: f.Index}, true
+}
+
+// Conjuncts returns the terms of e's top-level &&, in order (e itself when it is no &&).
+func Conjuncts(e celast.Expr) []celast.Expr {
+	if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
+		var out []celast.Expr
+		for _, a := range e.AsCall().Args() {
+			out = append(out, Conjuncts(a)...)
+		}
+		return out
+	}
+	return []celast.Expr{e}
+}
+
+// Field is a field of a Go model that a CEL expression selects (see SelectedField).
+type Field struct {
+	Variable string
+	// Path names the fields selected, as CEL does ("roleRef", "name").
+	Path []string
+	// Index is the reflect index path of the field in the variable's struct, and Type its type.
+	Index []int
+	Type  reflect.Type
+}
+
+// SelectedField resolves a selection variable.a.b… of CEL over Go models whose fields carry `cel` tags (as
+// ext.NativeTypes reads them); model gives the struct type of a variable. ok is false for any other expression
+// (a has() test included).
+func SelectedField(e celast.Expr, model func(variable string) (reflect.Type, bool)) (Field, bool) {
+	var f Field
 	for e.Kind() == celast.SelectKind {
 		sel := e.AsSelect()
 		if sel.IsTestOnly() {
-			return guard{}, false
+			return Field{}, false
 		}
-		names = append([]string{sel.FieldName()}, names...)
+		f.Path = append([]string{sel.FieldName()}, f.Path...)
 		e = sel.Operand()
 	}
-	if e.Kind() != celast.IdentKind || len(names) == 0 {
-		return guard{}, false
+	if e.Kind() != celast.IdentKind || len(f.Path) == 0 {
+		return Field{}, false
 	}
-	t, ok := modelTypes[e.AsIdent()]
+	f.Variable = e.AsIdent()
+	t, ok := model(f.Variable)
 	if !ok {
-		return guard{}, false
+		return Field{}, false
 	}
-	g := guard{variable: e.AsIdent()}
-	for _, n := range names {
+	for _, n := range f.Path {
 		if t.Kind() != reflect.Struct {
-			return guard{}, false
+			return Field{}, false
 		}
 		found := false
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && f.Tag.Get("cel") == n {
-				g.field, t, found = append(g.field, i), f.Type, true
+			if sf := t.Field(i); sf.IsExported() && sf.Tag.Get("cel") == n {
+				f.Index, t, found = append(f.Index, i), sf.Type, true
 				break
 			}
 		}
 		if !found {
-			return guard{}, false
+			return Field{}, false
 		}
 	}
-	return g, t.Kind() == kind
+	f.Type = t
+	return f, true
 }
 
 // guardsHold reports whether every guard of the rule holds on the variables; a guard it cannot read (a variable

@@ -39,6 +39,7 @@ type serveFlags struct {
 	secrets     bool
 	api         apiFlags
 	findings    findingsFlags
+	filters     string
 }
 
 // apiFlags configure who may use the API and how much one request may ask for.
@@ -105,6 +106,7 @@ Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_i
 		"also index Secret metadata (type, and the ServiceAccount of token secrets; never data); needs list/watch on secrets")
 	fl.StringSliceVar(&f.findings.packs, "packs", nil, "directory of extra risk packs (YAML) to evaluate besides kiem's own; repeatable")
 	fl.StringVar(&f.findings.suppressions, "suppressions", "", "suppressions file the console edits and kiem scan reads (default: suppressions.yaml in --data-dir)")
+	fl.StringVar(&f.filters, "filters", "", "YAML file of saved filters to declare at start (GitOps); they replace those the file declared before")
 	fl.StringVar(&f.api.authMode, "auth", "", `authentication: "token" (--token-file, or a generated token on loopback) or "kubernetes" (TokenReview + SubjectAccessReview)`)
 	fl.StringVar(&f.api.tokenFile, "token-file", "", "CSV file of TOKEN,USER,ROLE lines (ROLE: viewer or admin); re-read when it changes")
 	fl.StringSliceVar(&f.api.audiences, "auth-audience", nil, "with --auth=kubernetes: audiences the TokenReview asks the token to be meant for (default: the apiserver's)")
@@ -191,9 +193,14 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 		return err
 	}
 	srv.findings = fs.tracker
+	ae, err := startAlerts(ctx, log, g, fs.tracker, f.filters, &watchers)
+	if err != nil {
+		return err
+	}
 	srv.api, err = gql.NewHandler(gql.Options{
 		Graph: g, Cluster: f.clusterName, Source: sourceKind(f), Version: version, Logger: log.With("component", "graphql"),
 		Ready: srv.isReady, Reload: reloader(log, g, f), Findings: fs.tracker, Suppressions: fs.suppressions,
+		Alerts: ae,
 	}, gql.ServeOptions{
 		Auth: authn, Introspection: f.api.introspection, OriginPatterns: f.api.origins,
 		MaxDepth: f.api.maxDepth, MaxCost: f.api.maxCost, Timeout: f.api.timeout,

@@ -52,33 +52,14 @@ func BenchmarkPacksL(b *testing.B) {
 
 	o := snap.Objects()
 	r := rand.New(rand.NewPCG(5, 5))
-	kinds := []string{"RoleBinding add", "RoleBinding delete", "Pod add", "Role edit"}
 	lat := map[string]latencies{}
 	cur := res
 	for b.Loop() {
 		for i := range 200 {
-			var c graph.Change
-			kind := kinds[i%len(kinds)]
-			switch kind {
-			case "RoleBinding add":
-				n := o.RoleBindings[r.IntN(len(o.RoleBindings))]
-				n.Name = fmt.Sprintf("bench-%d", i)
-				c = graph.NewChange(nil, &n)
-			case "RoleBinding delete":
-				old := o.RoleBindings[r.IntN(len(o.RoleBindings))]
-				if _, ok := cur.Snapshot().Object(old.Ref()); !ok {
-					continue
-				}
-				c = graph.NewChange(&old, nil)
-			case "Pod add":
-				n := o.Pods[r.IntN(len(o.Pods))]
-				n.Name = fmt.Sprintf("bench-%d", i)
-				c = graph.NewChange(nil, &n)
-			case "Role edit":
-				old := o.Roles[r.IntN(len(o.Roles))]
-				n := old
-				n.Rules = append(slices.Clone(old.Rules), rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}})
-				c = graph.NewChange(&old, &n)
+			kind := changeKinds[i%len(changeKinds)]
+			c, ok := commonChange(r, o, kind, fmt.Sprintf("bench-%d", i), cur.Snapshot())
+			if !ok {
+				continue
 			}
 			t := time.Now()
 			next := cur.Snapshot().Apply([]graph.Change{c})
@@ -92,7 +73,7 @@ func BenchmarkPacksL(b *testing.B) {
 			cur = upd
 		}
 	}
-	for _, k := range append(kinds, "all") {
+	for _, k := range append(changeKinds, "all") {
 		report(b, "packs after one "+k, lat[k])
 	}
 	// Attack-path findings are searched again once changes pause (the tracker's RefreshPaths).
@@ -109,4 +90,34 @@ func countRules(ps []*queries.Pack) int {
 		n += len(p.Rules)
 	}
 	return n
+}
+
+// changeKinds are the changes a cluster sees most, which the incremental benchmarks replay.
+var changeKinds = []string{"RoleBinding add", "RoleBinding delete", "Pod add", "Role edit"}
+
+// commonChange makes one change of a kind from L's objects o: a copy of a RoleBinding or pod under a new name, the
+// deletion of a RoleBinding cur still holds, or a rule added to a Role. ok is false when there is nothing to do.
+func commonChange(r *rand.Rand, o *graph.Objects, kind, name string, cur *graph.Snapshot) (graph.Change, bool) {
+	switch kind {
+	case "RoleBinding add":
+		n := o.RoleBindings[r.IntN(len(o.RoleBindings))]
+		n.Name = name
+		return graph.NewChange(nil, &n), true
+	case "RoleBinding delete":
+		old := o.RoleBindings[r.IntN(len(o.RoleBindings))]
+		if _, ok := cur.Object(old.Ref()); !ok {
+			return graph.Change{}, false
+		}
+		return graph.NewChange(&old, nil), true
+	case "Pod add":
+		n := o.Pods[r.IntN(len(o.Pods))]
+		n.Name = name
+		return graph.NewChange(nil, &n), true
+	case "Role edit":
+		old := o.Roles[r.IntN(len(o.Roles))]
+		n := old
+		n.Rules = append(slices.Clone(old.Rules), rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}})
+		return graph.NewChange(&old, &n), true
+	}
+	return graph.Change{}, false
 }

@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"cel.dev/cel-go/cel"
-	"cel.dev/cel-go/checker"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
+
+	"github.com/kiem-io/kiem/queries"
 )
 
 // costLimit bounds one evaluation of a filter; a filter whose estimated cost exceeds it is refused when saved.
@@ -101,6 +106,9 @@ type Compiled struct {
 	Filter
 	prg      cel.Program
 	variable string
+	// Guard, when HasGuard, is a field equality the expression requires (see Guard).
+	Guard    Guard
+	HasGuard bool
 }
 
 // Compile validates f and prepares its expression. Errors wrap ErrInvalid and, for the expression, carry CEL's
@@ -131,7 +139,9 @@ func Compile(f Filter) (*Compiled, error) {
 	if err != nil {
 		return nil, invalid("filter %s: %v", f.ID, err)
 	}
-	return &Compiled{Filter: f, prg: prg, variable: variable(f.Target)}, nil
+	c := &Compiled{Filter: f, prg: prg, variable: variable(f.Target)}
+	c.Guard, c.HasGuard = guardOf(ast, c.variable, modelOf(f.Target))
+	return c, nil
 }
 
 // Match evaluates the filter on one model value (a *Finding, *Grant, *Change or *Entity, as its target says).
@@ -151,13 +161,94 @@ func (c *Compiled) Match(ctx context.Context, v any) (bool, error) {
 // subjects, a role's rules, an object's labels), strings short.
 type sizes struct{}
 
-func (sizes) EstimateSize(element checker.AstNode) *checker.SizeEstimate {
+func (sizes) EstimateSize(element cost.AstNode) *cost.SizeEstimate {
 	if element.Path() == nil {
 		return nil
 	}
-	return &checker.SizeEstimate{Min: 0, Max: 64}
+	return &cost.SizeEstimate{Min: 0, Max: 64}
 }
 
-func (sizes) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+func (sizes) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	return nil
+}
+
+// Guard is a conjunct of a filter's top-level && that compares a string field of the variable with a constant
+// (`finding.namespace == 'prod'`): a filter only needs evaluating on values whose field holds that constant, so a
+// thousand filters about a thousand namespaces can be indexed by it.
+type Guard struct {
+	// Field is the field's path in the model ("namespace", "object.kind").
+	Field string
+	Value string
+	// OrEmpty says an empty field passes too: grant.appliesIn('prod') holds for a grant in prod and for a
+	// cluster-wide one.
+	OrEmpty bool
+	index   []int
+}
+
+// Of reads the guard's field from a model value (a *Finding, *Grant, *Change or *Entity).
+func (g *Guard) Of(model any) string {
+	v := reflect.ValueOf(model)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return ""
+	}
+	return v.Elem().FieldByIndex(g.index).String()
+}
+
+// guardOf finds the first guard among the top-level conjuncts of an expression.
+func guardOf(ast *cel.Ast, variable string, model reflect.Type) (Guard, bool) {
+	conj := queries.Conjuncts(ast.NativeRep().Expr())
+	for _, e := range conj {
+		if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == "appliesIn" && e.AsCall().IsMemberFunction() {
+			call := e.AsCall()
+			if t := call.Target(); t.Kind() == celast.IdentKind && t.AsIdent() == variable && model == reflect.TypeFor[Grant]() {
+				if lit := call.Args()[0]; lit.Kind() == celast.LiteralKind {
+					if s, ok := lit.AsLiteral().(types.String); ok {
+						f, _ := model.FieldByName("Namespace")
+						return Guard{Field: "namespace", Value: string(s), OrEmpty: true, index: f.Index}, true
+					}
+				}
+			}
+		}
+		if e.Kind() != celast.CallKind || e.AsCall().FunctionName() != operators.Equals {
+			continue
+		}
+		args := e.AsCall().Args()
+		for i := range 2 {
+			lit := args[1-i]
+			if lit.Kind() != celast.LiteralKind {
+				continue
+			}
+			s, ok := lit.AsLiteral().(types.String)
+			if !ok {
+				continue
+			}
+			if g, ok := fieldGuard(args[i], variable, model); ok {
+				g.Value = string(s)
+				return g, true
+			}
+		}
+	}
+	return Guard{}, false
+}
+
+// fieldGuard resolves variable.a.b to a string field of model.
+func fieldGuard(e celast.Expr, variable string, model reflect.Type) (Guard, bool) {
+	f, ok := queries.SelectedField(e, func(v string) (reflect.Type, bool) { return model, v == variable })
+	if !ok || f.Type.Kind() != reflect.String {
+		return Guard{}, false
+	}
+	return Guard{Field: strings.Join(f.Path, "."), index: f.Index}, true
+}
+
+// modelOf is the Go type of a target's variable.
+func modelOf(t Target) reflect.Type {
+	switch t {
+	case TargetFindings:
+		return reflect.TypeFor[Finding]()
+	case TargetGrants:
+		return reflect.TypeFor[Grant]()
+	case TargetChanges:
+		return reflect.TypeFor[Change]()
+	}
+	return reflect.TypeFor[Entity]()
 }

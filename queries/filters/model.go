@@ -13,9 +13,9 @@ import (
 
 // Ref names an object or a subject.
 type Ref struct {
-	Kind      string `cel:"kind"`
-	Namespace string `cel:"namespace"`
-	Name      string `cel:"name"`
+	Kind      string `cel:"kind" json:"kind,omitempty"`
+	Namespace string `cel:"namespace" json:"namespace,omitempty"`
+	Name      string `cel:"name" json:"name,omitempty"`
 }
 
 func refOf(r *graph.ObjectRef) Ref {
@@ -27,16 +27,16 @@ func refOf(r *graph.ObjectRef) Ref {
 
 // Finding is a risk finding (variable `finding`).
 type Finding struct {
-	Rule        string `cel:"rule"`
-	Pack        string `cel:"pack"`
-	Title       string `cel:"title"`
-	Severity    string `cel:"severity"` // info, low, medium, high, critical
-	Status      string `cel:"status"`   // risky, expected, suppressed
-	Subject     Ref    `cel:"subject"`
-	Object      Ref    `cel:"object"`
-	Namespace   string `cel:"namespace"`
-	Message     string `cel:"message"`
-	Fingerprint string `cel:"fingerprint"`
+	Rule        string `cel:"rule" json:"rule,omitempty"`
+	Pack        string `cel:"pack" json:"pack,omitempty"`
+	Title       string `cel:"title" json:"title,omitempty"`
+	Severity    string `cel:"severity" json:"severity,omitempty"` // info, low, medium, high, critical
+	Status      string `cel:"status" json:"status,omitempty"`     // risky, expected, suppressed
+	Subject     Ref    `cel:"subject" json:"subject,omitempty"`
+	Object      Ref    `cel:"object" json:"object,omitempty"`
+	Namespace   string `cel:"namespace" json:"namespace,omitempty"`
+	Message     string `cel:"message" json:"message,omitempty"`
+	Fingerprint string `cel:"fingerprint" json:"fingerprint,omitempty"`
 }
 
 // FindingOf is the model of a finding.
@@ -48,16 +48,16 @@ func FindingOf(f *queries.Finding) *Finding {
 
 // Grant is one rule granted to a subject through one binding (variable `grant`): gained or lost by a change.
 type Grant struct {
-	Subject Ref `cel:"subject"`
+	Subject Ref `cel:"subject" json:"subject,omitempty"`
 	// Namespace is where the grant applies; empty for a ClusterRoleBinding's, which apply everywhere.
-	Namespace       string   `cel:"namespace"`
-	Verbs           []string `cel:"verbs"`
-	APIGroups       []string `cel:"apiGroups"`
-	Resources       []string `cel:"resources"`
-	ResourceNames   []string `cel:"resourceNames"`
-	NonResourceURLs []string `cel:"nonResourceURLs"`
-	Binding         Ref      `cel:"binding"`
-	Role            Ref      `cel:"role"`
+	Namespace       string   `cel:"namespace" json:"namespace,omitempty"`
+	Verbs           []string `cel:"verbs" json:"verbs,omitempty"`
+	APIGroups       []string `cel:"apiGroups" json:"apiGroups,omitempty"`
+	Resources       []string `cel:"resources" json:"resources,omitempty"`
+	ResourceNames   []string `cel:"resourceNames" json:"resourceNames,omitempty"`
+	NonResourceURLs []string `cel:"nonResourceURLs" json:"nonResourceURLs,omitempty"`
+	Binding         Ref      `cel:"binding" json:"binding,omitempty"`
+	Role            Ref      `cel:"role" json:"role,omitempty"`
 
 	rule *rbacv1.PolicyRule
 }
@@ -95,19 +95,19 @@ func (g *Grant) allows(verbs []string, resource string) bool {
 
 // Change is one change of the cluster (variable `change`).
 type Change struct {
-	Op        string `cel:"op"` // add, update, delete
-	Kind      string `cel:"kind"`
-	Namespace string `cel:"namespace"`
-	Name      string `cel:"name"`
-	Revision  int64  `cel:"revision"`
-	Source    string `cel:"source"`
+	Op        string `cel:"op" json:"op,omitempty"` // add, update, delete
+	Kind      string `cel:"kind" json:"kind,omitempty"`
+	Namespace string `cel:"namespace" json:"namespace,omitempty"`
+	Name      string `cel:"name" json:"name,omitempty"`
+	Revision  int64  `cel:"revision" json:"revision,omitempty"`
+	Source    string `cel:"source" json:"source,omitempty"`
 	// Actor is who made the change when audit events told (else empty); ActorGroups their groups.
-	Actor       string   `cel:"actor"`
-	ActorGroups []string `cel:"actorGroups"`
+	Actor       string   `cel:"actor" json:"actor,omitempty"`
+	ActorGroups []string `cel:"actorGroups" json:"actorGroups,omitempty"`
 	// Object is the object after the change (before it, for a delete); Before the object before it (empty for
 	// an add).
-	Object Entity `cel:"object"`
-	Before Entity `cel:"before"`
+	Object Entity `cel:"object" json:"object,omitempty"`
+	Before Entity `cel:"before" json:"before,omitempty"`
 }
 
 // ChangeOf is the model of a change record.
@@ -135,34 +135,34 @@ func ChangeOf(c *graph.ChangeRecord) *Change {
 
 // Rule is one rule of a role.
 type Rule struct {
-	Verbs           []string `cel:"verbs"`
-	APIGroups       []string `cel:"apiGroups"`
-	Resources       []string `cel:"resources"`
-	ResourceNames   []string `cel:"resourceNames"`
-	NonResourceURLs []string `cel:"nonResourceURLs"`
+	Verbs           []string `cel:"verbs" json:"verbs,omitempty"`
+	APIGroups       []string `cel:"apiGroups" json:"apiGroups,omitempty"`
+	Resources       []string `cel:"resources" json:"resources,omitempty"`
+	ResourceNames   []string `cel:"resourceNames" json:"resourceNames,omitempty"`
+	NonResourceURLs []string `cel:"nonResourceURLs" json:"nonResourceURLs,omitempty"`
 }
 
 // Entity is an object of the graph (variable `object`); the fields of other kinds are empty.
 type Entity struct {
-	Kind        string            `cel:"kind"`
-	Namespace   string            `cel:"namespace"`
-	Name        string            `cel:"name"`
-	Labels      map[string]string `cel:"labels"`
-	Annotations map[string]string `cel:"annotations"`
+	Kind        string            `cel:"kind" json:"kind,omitempty"`
+	Namespace   string            `cel:"namespace" json:"namespace,omitempty"`
+	Name        string            `cel:"name" json:"name,omitempty"`
+	Labels      map[string]string `cel:"labels" json:"labels,omitempty"`
+	Annotations map[string]string `cel:"annotations" json:"annotations,omitempty"`
 	// Bindings.
-	RoleRef  Ref   `cel:"roleRef"`
-	Subjects []Ref `cel:"subjects"`
+	RoleRef  Ref   `cel:"roleRef" json:"roleRef,omitempty"`
+	Subjects []Ref `cel:"subjects" json:"subjects,omitempty"`
 	// Roles (an aggregated ClusterRole's rules as the snapshot computed them).
-	Rules      []Rule `cel:"rules"`
-	Aggregated bool   `cel:"aggregated"`
+	Rules      []Rule `cel:"rules" json:"rules,omitempty"`
+	Aggregated bool   `cel:"aggregated" json:"aggregated,omitempty"`
 	// ServiceAccounts and pods: whether the token is mounted (unset means yes); pods: their account and node.
-	AutomountToken     bool   `cel:"automountToken"`
-	ServiceAccountName string `cel:"serviceAccountName"`
-	NodeName           string `cel:"nodeName"`
+	AutomountToken     bool   `cel:"automountToken" json:"automountToken,omitempty"`
+	ServiceAccountName string `cel:"serviceAccountName" json:"serviceAccountName,omitempty"`
+	NodeName           string `cel:"nodeName" json:"nodeName,omitempty"`
 	// Secrets: their type and, for token secrets, their ServiceAccount.
-	Type string `cel:"type"`
+	Type string `cel:"type" json:"type,omitempty"`
 	// Users declared with their groups.
-	Groups []string `cel:"groups"`
+	Groups []string `cel:"groups" json:"groups,omitempty"`
 }
 
 func emptyEntity(ref graph.ObjectRef) *Entity {

@@ -48,6 +48,8 @@ type Options struct {
 	Now    func() time.Time
 	// Outbox is nudged after alerts with deliveries were stored; nil when no deliverer runs.
 	Outbox Outbox
+	// Retention is how long alerts are kept; 0 means 90 days.
+	Retention time.Duration
 	// Observe, when set, is told how long each step took (evaluating the filters and storing the alerts) and
 	// how many alerts it raised: for metrics and benchmarks.
 	Observe func(from, to graph.Revision, alerts int, took time.Duration)
@@ -76,6 +78,9 @@ func NewEngine(st Store, f Findings, d Differ, opts Options) *Engine {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 90 * 24 * time.Hour
 	}
 	e := &Engine{st: st, findings: f, differ: d, opts: opts, reload: make(chan struct{}, 1), broker: newBroker()}
 	empty := []*filters.Compiled{}
@@ -158,6 +163,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	} else {
 		e.setLast(s.Last)
 	}
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	for {
 		updated := e.findings.Updated()
 		if err := e.catchUp(ctx); err != nil {
@@ -172,7 +179,57 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-updated:
 		case <-e.reload:
+		case <-prune.C:
+			if _, err := Prune(ctx, e.st, e.opts.Now().Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
+				e.opts.Logger.Error("pruning old alerts", "err", err)
+			}
 		}
+	}
+}
+
+// pruneBatch is how many alerts one write deletes.
+const pruneBatch = 500
+
+// Prune deletes the alerts raised before a time, oldest first, and returns how many. Alerts are stored in
+// revision order, which is time order: it stops at the first one to keep.
+func Prune(ctx context.Context, st Store, before time.Time) (int, error) {
+	n := 0
+	for {
+		var old []Alert
+		err := st.ViewSide(ctx, func(tx *graph.SideTxn) error {
+			return tx.Scan([]byte(alertPrefix), nil, false, func(_, v []byte) (bool, error) {
+				var a Alert
+				if err := json.Unmarshal(v, &a); err != nil {
+					return false, err
+				}
+				if !a.Time.Before(before) {
+					return false, nil
+				}
+				old = append(old, a)
+				return len(old) < pruneBatch, nil
+			})
+		})
+		if err != nil {
+			return n, fmt.Errorf("prune alerts: %w", err)
+		}
+		if len(old) == 0 {
+			return n, nil
+		}
+		err = st.UpdateSide(ctx, func(tx *graph.SideTxn) error {
+			for _, a := range old {
+				if err := tx.Delete([]byte(alertPrefix + a.ID)); err != nil {
+					return err
+				}
+				if err := tx.Delete([]byte(filterPrefix + a.FilterID + "/" + a.ID)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("prune alerts: %w", err)
+		}
+		n += len(old)
 	}
 }
 

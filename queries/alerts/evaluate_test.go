@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -114,4 +115,40 @@ func toChanges(rs []graph.ChangeRecord) []graph.Change {
 		out[i] = graph.Change{Op: c.Op, Ref: c.Ref, Before: c.Before, After: c.After}
 	}
 	return out
+}
+
+// TestPrune: alerts older than the limit go, with their index entries; newer ones stay.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	st, err := graph.OpenStore(ctx, graph.StoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := NewEngine(st, nil, nil, Options{})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var as []Alert
+	for i := range 1200 { // more than one batch
+		a := Alert{FilterID: []string{"a", "b"}[i%2], FilterName: "f", Target: filters.TargetChanges, Revision: graph.Revision(i + 1),
+			Time: t0.Add(time.Duration(i) * time.Minute), Entered: []Match{{Key: fmt.Sprint(i), Text: "x", Data: []byte("{}")}}, EnteredTotal: 1}
+		a.ID = alertID(&a)
+		as = append(as, a)
+	}
+	for i := 0; i < len(as); i += 100 {
+		if err := e.store(ctx, as[i:i+100], as[i+99].Revision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := Prune(ctx, st, t0.Add(1000*time.Minute))
+	if err != nil || n != 1000 {
+		t.Fatalf("Prune = %d, %v; want 1000", n, err)
+	}
+	left, err := List(ctx, st, Query{First: 1000})
+	if err != nil || len(left) != 200 || left[len(left)-1].Revision != 1001 {
+		t.Fatalf("after pruning: %d alerts (%v), want the 200 newest", len(left), err)
+	}
+	byFilter, err := List(ctx, st, Query{Filter: "a", First: 1000})
+	if err != nil || len(byFilter) != 100 {
+		t.Fatalf("filter a after pruning: %d alerts (%v), want 100: its index must follow", len(byFilter), err)
+	}
 }

@@ -256,17 +256,10 @@ func (s *Sink) Name() string       { return s.s.Name }
 func (s *Sink) Type() SinkType     { return SinkType(strings.ToUpper(string(s.s.Type))) }
 func (s *Sink) URL() string        { return s.s.URL }
 func (s *Sink) HasSecret() bool    { return s.s.HasSecret }
-func (s *Sink) Filters() []string  { return nonNilStrings(s.s.Filters) }
+func (s *Sink) Filters() []string  { return nonNil(s.s.Filters) }
 func (s *Sink) Owner() string      { return s.s.Owner }
 func (s *Sink) Created() time.Time { return s.s.Created }
 func (s *Sink) Updated() time.Time { return s.s.Updated }
-
-func nonNilStrings(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
 
 func (r *Resolver) sinks(ctx context.Context) ([]*Sink, error) {
 	if err := r.alertsOn(); err != nil {

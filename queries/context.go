@@ -184,13 +184,7 @@ func (ec *evalContext) roleBound(ref graph.ObjectRef) bool {
 }
 
 // isBound reports whether a binding names the principal directly.
-func (ec *evalContext) isBound(p graph.ObjectRef) bool {
-	if ec.indexed {
-		_, ok := ec.boundIn[p]
-		return ok
-	}
-	return len(ec.snap.BoundIn(p)) > 0
-}
+func (ec *evalContext) isBound(p graph.ObjectRef) bool { return len(ec.snap.BoundIn(p)) > 0 }
 
 // clusterRoleBindingsOf returns the ClusterRoleBindings of a ClusterRole, indexed once per evaluation.
 func (ec *evalContext) clusterRoleBindingsOf(name string) []graph.ObjectRef {

@@ -9,7 +9,7 @@ BENCH_TIME  ?= 1x
 # Pinned (v0.8.2 is staticcheck 2026.2.2); `go run pkg@version` builds it once into the Go build cache and needs no go.mod entry.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-unit test-oracle kube-binaries lint fmt prereq bench generate gqlgen check-generated clean docs
+.PHONY: all build test test-unit test-oracle test-ui ui ui-deps prereq-ui kube-binaries lint fmt prereq bench bench-ui generate gqlgen check-generated clean docs
 
 all: build
 
@@ -24,8 +24,33 @@ prereq:
 	   echo "make: Go $(GO_MIN) or newer is required, found $$v" >&2; exit 1; fi
 	@command -v git >/dev/null || { echo "make: git is required" >&2; exit 1; }
 
-## test: everything CI runs: lint, the main module's tests with -race, and the differential oracle.
-test: prereq lint kube-binaries test-unit test-oracle
+## test: everything CI runs: lint, the main module's tests with -race, the differential oracle, and the console in
+## a real browser.
+test: prereq prereq-ui lint kube-binaries test-unit test-oracle test-ui
+
+## prereq-ui: the console's build and browser tests need Node.js 18+, npm and Debian's chromium (never a
+## downloaded browser). KIEM_CHROMIUM points elsewhere.
+CHROMIUM ?= $(or $(KIEM_CHROMIUM),/usr/bin/chromium)
+prereq-ui:
+	@command -v node >/dev/null || { echo "make: Node.js 18 or newer is required for the console (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "make: npm is required for the console (Debian: apt-get install npm)" >&2; exit 1; }
+	@v=$$(node -p 'process.versions.node.split(".")[0]'); [ "$$v" -ge 18 ] || { echo "make: Node.js 18 or newer is required, found $$(node --version)" >&2; exit 1; }
+	@[ -x "$(CHROMIUM)" ] || { echo "make: the browser tests need Chromium at $(CHROMIUM) (Debian: apt-get install chromium; or set KIEM_CHROMIUM)" >&2; exit 1; }
+
+## ui-deps: the console's npm packages, exactly as package-lock.json pins them.
+ui-deps: prereq-ui
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+
+## ui: rebuild the console's embedded assets (ui/dist) from ui/src; commit the result.
+ui: ui-deps
+	cd ui && node build.mjs
+
+## test-ui: ui/dist is what ui/src builds, the sources type-check, and the browser tests pass against the built
+## binary (kiem serve --demo in headless chromium; screenshots under ui/e2e/artifacts).
+test-ui: ui-deps build
+	cd ui && node build.mjs --check
+	cd ui && node_modules/.bin/tsc --noEmit -p .
+	cd ui && KIEM_BIN=$(CURDIR)/bin/kiem KIEM_CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 e2e/
 
 ## test-unit needs the binaries: tests that start a cluster (internal/kubetest) run in `go test ./...`.
 test-unit: kube-binaries
@@ -76,6 +101,11 @@ bench: prereq
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -timeout 60m ./internal/perf/
 	$(GO) test -run '^$$' -bench 'Store(CommitL|ObjectsL|History)' -benchtime $(BENCH_TIME) -timeout 60m ./graph/
 	$(GO) test -run '^$$' -bench 'StoreCommitSmall' -benchtime 5s -timeout 60m ./graph/
+	$(MAKE) bench-ui
+
+## bench-ui: the explorer's time to lay out and render 5,000 nodes, and its frame time while panning.
+bench-ui: ui-deps build
+	cd ui && KIEM_BIN=$(CURDIR)/bin/kiem KIEM_CHROMIUM=$(CHROMIUM) node bench/explorer.mjs
 
 ## generate: write the reference workloads to bin/ (S and L, YAML and JSON).
 generate: build

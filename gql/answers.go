@@ -1,6 +1,8 @@
 package gql
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -46,6 +48,19 @@ func (g *GrantPath) AggregatedFrom() *ClusterRole {
 	return g.v.clusterRole(g.p.AggregatedFrom.Name)
 }
 func (g *GrantPath) Text() string { return g.p.String() }
+
+// grantSince dates a grant path from the store's object versions. A path of a revision no longer retained, or
+// of evidence that does not hold as a grant (an expected default recomputed elsewhere), has no date: null.
+func (r *Resolver) grantSince(ctx context.Context, g *GrantPath) (*GrantSince, error) {
+	s, err := r.opts.Graph.GrantSince(ctx, g.v.rev, g.p)
+	switch {
+	case errors.Is(err, graph.ErrGrantNotHeld), errors.Is(err, graph.ErrRevisionGone), errors.Is(err, graph.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &GrantSince{Revision: s.Revision, Time: s.Info.Time, AtHorizon: s.AtHorizon}, nil
+}
 
 // Rule is one policy rule of a role.
 type Rule struct {

@@ -1,6 +1,7 @@
 package gql
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -21,6 +22,8 @@ type FindingsSource interface {
 	Engine() *queries.Engine
 	// Ready is closed once the head has been evaluated.
 	Ready() <-chan struct{}
+	// Deltas returns the revision deltas recorded for revisions in (from, to], oldest first.
+	Deltas(from, to graph.Revision) ([]queries.RevisionDelta, bool)
 }
 
 // errFindingsOff and errFindingsNotReady are shown to the caller as they are: they say what the server lacks,
@@ -164,8 +167,9 @@ func (f *findingFilter) match(x *queries.Finding) bool {
 // findingConnection pages the findings of res that f selects.
 func findingConnection(set *findingSet, res *queries.Result, f findingFilter, first *int, after *string) (*FindingConnection, error) {
 	var all []*queries.Finding
-	sum := &FindingsSummary{}
+	sum := &FindingsSummary{ByPack: []*PackCount{}, ByNamespace: []*NamespaceCount{}}
 	bySeverity := make([]int, len(severities))
+	byPack, byNamespace := map[string]int{}, map[string]int{}
 	fs := res.Findings()
 	for i := range fs {
 		x := &fs[i]
@@ -185,6 +189,14 @@ func findingConnection(set *findingSet, res *queries.Result, f findingFilter, fi
 		if int(x.Severity) < len(bySeverity) {
 			bySeverity[x.Severity]++
 		}
+		byPack[x.Pack]++
+		byNamespace[x.Namespace]++
+	}
+	for _, k := range countOrder(byPack) {
+		sum.ByPack = append(sum.ByPack, &PackCount{Pack: k, Count: byPack[k]})
+	}
+	for _, k := range countOrder(byNamespace) {
+		sum.ByNamespace = append(sum.ByNamespace, &NamespaceCount{Namespace: k, Count: byNamespace[k]})
 	}
 	for i := len(severities) - 1; i >= 0; i-- {
 		sum.BySeverity = append(sum.BySeverity, &SeverityCount{Severity: severities[i], Count: bySeverity[i]})
@@ -418,4 +430,110 @@ func statusesOf(in []FindingStatus) []queries.Status {
 		}
 	}
 	return out
+}
+
+// countOrder returns the keys of counts, most counted first, then by key.
+func countOrder(counts map[string]int) []string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return keys
+}
+
+// maxTrend bounds findingsTrend's points.
+const maxTrend = 1000
+
+// findingsTrend walks the tracker's revision deltas back from its current result: the risky counts of a point
+// are those of the next point minus what appeared at the next point plus what it resolved.
+func (r *Resolver) findingsTrend(ctx context.Context, last *int) ([]*FindingsTrendPoint, error) {
+	if r.opts.Findings == nil {
+		return nil, coded(errFindingsOff)
+	}
+	n := 100
+	if last != nil {
+		n = *last
+	}
+	if n < 1 || n > maxTrend {
+		return nil, userErrorf("last: %d: must be between 1 and %d", n, maxTrend)
+	}
+	rev, cur := r.opts.Findings.Current()
+	if cur == nil {
+		return nil, coded(errFindingsNotReady)
+	}
+	deltas, _ := r.opts.Findings.Deltas(0, rev)
+	// A refresh of attack paths records a delta within one revision: fold it into that revision's point.
+	type step struct {
+		rev           graph.Revision
+		new, resolved []queries.Finding
+	}
+	var steps []step
+	for _, d := range deltas {
+		if k := len(steps); k > 0 && steps[k-1].rev == d.Revision {
+			steps[k-1].new = append(steps[k-1].new, d.New...)
+			steps[k-1].resolved = append(steps[k-1].resolved, d.Resolved...)
+			continue
+		}
+		steps = append(steps, step{rev: d.Revision, new: d.New, resolved: d.Resolved})
+	}
+	if len(steps) == 0 || steps[len(steps)-1].rev != rev {
+		steps = append(steps, step{rev: rev})
+	}
+	counts := make([]int, len(severities))
+	fs := cur.Findings()
+	for i := range fs {
+		if fs[i].Status == queries.StatusRisky && int(fs[i].Severity) < len(counts) {
+			counts[fs[i].Severity]++
+		}
+	}
+	tally := func(list []queries.Finding, by int) int {
+		n := 0
+		for i := range list {
+			if list[i].Status == queries.StatusRisky && int(list[i].Severity) < len(counts) {
+				counts[list[i].Severity] += by
+				n++
+			}
+		}
+		return n
+	}
+	horizon := r.opts.Graph.Store().Horizon()
+	var points []*FindingsTrendPoint
+	for i := len(steps) - 1; i >= 0 && len(points) < n; i-- {
+		st := steps[i]
+		if st.rev < horizon || st.rev == 0 {
+			break
+		}
+		p := &FindingsTrendPoint{Revision: st.rev}
+		for j := len(severities) - 1; j >= 0; j-- {
+			p.BySeverity = append(p.BySeverity, &SeverityCount{Severity: severities[j], Count: counts[j]})
+			p.Risky += counts[j]
+		}
+		// Step back over this point's delta to the counts of the point before it.
+		p.New = tally(st.new, -1)
+		p.Resolved = tally(st.resolved, +1)
+		points = append(points, p)
+	}
+	slices.Reverse(points)
+	if len(points) > 0 {
+		times := map[graph.Revision]*FindingsTrendPoint{}
+		for _, p := range points {
+			times[p.Revision] = p
+		}
+		err := r.opts.Graph.Store().Revisions(ctx, points[0].Revision-1, points[len(points)-1].Revision, func(info graph.RevisionInfo) bool {
+			if p, ok := times[info.Revision]; ok {
+				p.Time = info.Time
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return points, nil
 }

@@ -39,6 +39,10 @@ func (r *queryResolver) Rules(ctx context.Context, pack *string) ([]*RiskRule, e
 	return rules(eng, pack)
 }
 
+func (r *queryResolver) FindingsTrend(ctx context.Context, last *int) ([]*FindingsTrendPoint, error) {
+	return r.findingsTrend(ctx, last)
+}
+
 // Findings is the resolver for the findings field.
 func (r *queryResolver) Findings(ctx context.Context, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) (*FindingConnection, error) {
 	set, res, err := r.findingsAt(ctx, at)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -285,6 +286,7 @@ type findingPage struct {
 				Severity string
 				Count    int
 			}
+			ByPack, ByNamespace []countOf
 		}
 		Nodes []gqlFinding
 	}
@@ -293,7 +295,7 @@ type findingPage struct {
 const findingsQuery = `query($at: Revision, $pack: String, $rule: ID, $severity: Severity, $status: [FindingStatus!], $subject: SubjectInput, $namespace: String, $first: Int, $after: String) {
 	findings(at: $at, pack: $pack, rule: $rule, severity: $severity, status: $status, subject: $subject, namespace: $namespace, first: $first, after: $after) {
 		totalCount revision pageInfo { hasNextPage endCursor }
-		summary { total risky expected suppressed bySeverity { severity count } }
+		summary { total risky expected suppressed bySeverity { severity count } byPack { pack count } byNamespace { namespace count } }
 		nodes { ` + findingFields + ` }
 	}
 }`
@@ -534,6 +536,26 @@ func TestFindingsSummaryAndPages(t *testing.T) {
 	if !slices.Equal(order, []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"}) {
 		t.Errorf("bySeverity order %v", order)
 	}
+	wantPack, wantNS := map[string]int{}, map[string]int{}
+	for _, f := range fs {
+		wantPack[f.Pack]++
+		wantNS[f.Namespace]++
+	}
+	checkCounts := func(what string, got []countOf, want map[string]int) {
+		t.Helper()
+		seen := map[string]int{}
+		for i, c := range got {
+			seen[c.key()] = c.Count
+			if i > 0 && (got[i-1].Count < c.Count || got[i-1].Count == c.Count && got[i-1].key() > c.key()) {
+				t.Errorf("%s not most first then by name: %+v", what, got)
+			}
+		}
+		if !maps.Equal(seen, want) {
+			t.Errorf("%s %v, want %v", what, seen, want)
+		}
+	}
+	checkCounts("byPack", s.ByPack, wantPack)
+	checkCounts("byNamespace", s.ByNamespace, wantNS)
 	// The default status counts the risky ones only.
 	risky := a.findings(map[string]any{"first": 0})
 	if r := risky.Findings.Summary; r.Total != wantStatus[queries.StatusRisky] || r.Expected != 0 || len(risky.Findings.Nodes) != 0 {
@@ -571,6 +593,76 @@ func TestFindingsSummaryAndPages(t *testing.T) {
 		if fs[i].Severity > fs[i-1].Severity {
 			t.Fatalf("finding %d is more severe than %d", i, i-1)
 		}
+	}
+}
+
+// countOf is an entry of FindingsSummary.byPack or byNamespace.
+type countOf struct {
+	Pack, Namespace *string
+	Count           int
+}
+
+func (c countOf) key() string {
+	if c.Pack != nil {
+		return *c.Pack
+	}
+	return *c.Namespace
+}
+
+func TestFindingsTrend(t *testing.T) {
+	a := newRiskAPI(t, ServeOptions{}, nil)
+	_, snap := a.live.HeadSnapshot()
+	rb, ok := snap.Object(graph.ObjectRef{Kind: graph.KindRoleBinding, Namespace: "team-a", Name: "deployer-pods"})
+	if !ok {
+		t.Fatal("the planted binding is missing")
+	}
+	removed := a.commit(graph.NewChange(rb, nil))
+	back := a.commit(graph.NewChange(nil, rb))
+	type point struct {
+		Revision             uint64
+		Time                 time.Time
+		Risky, New, Resolved int
+		BySeverity           []struct {
+			Severity string
+			Count    int
+		}
+	}
+	var got struct{ FindingsTrend []point }
+	a.query(`{ findingsTrend { revision time risky new resolved bySeverity { severity count } } }`, nil, &got)
+	tr := got.FindingsTrend
+	if len(tr) < 3 {
+		t.Fatalf("trend %+v, want at least the planted, removed and restored revisions", tr)
+	}
+	last, prev := tr[len(tr)-1], tr[len(tr)-2]
+	if last.Revision != uint64(back) || prev.Revision != uint64(removed) {
+		t.Fatalf("trend ends at %d, %d; want %d, %d", prev.Revision, last.Revision, removed, back)
+	}
+	now := a.findings(map[string]any{"first": 0})
+	if last.Risky != now.Findings.Summary.Risky {
+		t.Errorf("last point %d risky, findings say %d", last.Risky, now.Findings.Summary.Risky)
+	}
+	if prev.Resolved == 0 || last.New != prev.Resolved || last.Risky != prev.Risky+last.New-last.Resolved {
+		t.Errorf("removing and restoring the binding: %+v then %+v", prev, last)
+	}
+	for i, p := range tr {
+		sum := 0
+		for _, c := range p.BySeverity {
+			sum += c.Count
+		}
+		if sum != p.Risky || p.Time.IsZero() || i > 0 && (p.Revision <= tr[i-1].Revision || p.Time.Before(tr[i-1].Time)) {
+			t.Errorf("point %d %+v: severities sum to %d, or out of order", i, p, sum)
+		}
+		if i > 0 && p.Risky != tr[i-1].Risky+p.New-p.Resolved {
+			t.Errorf("point %d (%d risky, +%d -%d) does not follow from %d risky before", i, p.Risky, p.New, p.Resolved, tr[i-1].Risky)
+		}
+	}
+	var one struct{ FindingsTrend []point }
+	a.query(`{ findingsTrend(last: 1) { revision } }`, nil, &one)
+	if len(one.FindingsTrend) != 1 || one.FindingsTrend[0].Revision != uint64(back) {
+		t.Errorf("last: 1 gave %+v", one.FindingsTrend)
+	}
+	if msg, _ := a.errorCode(viewerToken, `{ findingsTrend(last: 0) { revision } }`, nil); !strings.Contains(msg, "between 1 and") {
+		t.Errorf("last: 0: %q", msg)
 	}
 }
 
@@ -686,6 +778,9 @@ func (n notReady) At(context.Context, graph.Revision) (*queries.Result, error) {
 }
 func (n notReady) Engine() *queries.Engine { return n.engine }
 func (n notReady) Ready() <-chan struct{}  { return make(chan struct{}) }
+func (n notReady) Deltas(graph.Revision, graph.Revision) ([]queries.RevisionDelta, bool) {
+	return nil, false
+}
 
 func TestFindingsUnavailable(t *testing.T) {
 	off := newRiskAPI(t, ServeOptions{}, func(o *Options) { o.Findings, o.Suppressions = nil, nil })
@@ -706,6 +801,8 @@ func TestFindingsUnavailable(t *testing.T) {
 		{"not ready", waiting, `{ findings { totalCount } }`, "UNAVAILABLE", "not evaluated yet"},
 		{"not ready at", waiting, `{ findings(at: 1) { totalCount } }`, "UNAVAILABLE", "not evaluated yet"},
 		{"diff not ready", waiting, `{ diff(from: 1) { findings { new { fingerprint } } } }`, "UNAVAILABLE", "not evaluated yet"},
+		{"trend off", off, `{ findingsTrend { revision } }`, "NOT_ENABLED", offMsg},
+		{"trend not ready", waiting, `{ findingsTrend { revision } }`, "UNAVAILABLE", "not evaluated yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	GrantPath() GrantPathResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -275,11 +276,22 @@ type ComplexityRoot struct {
 	}
 
 	FindingsSummary struct {
+		ByNamespace func(childComplexity int) int
+		ByPack      func(childComplexity int) int
+		BySeverity  func(childComplexity int) int
+		Expected    func(childComplexity int) int
+		Risky       func(childComplexity int) int
+		Suppressed  func(childComplexity int) int
+		Total       func(childComplexity int) int
+	}
+
+	FindingsTrendPoint struct {
 		BySeverity func(childComplexity int) int
-		Expected   func(childComplexity int) int
+		New        func(childComplexity int) int
+		Resolved   func(childComplexity int) int
+		Revision   func(childComplexity int) int
 		Risky      func(childComplexity int) int
-		Suppressed func(childComplexity int) int
-		Total      func(childComplexity int) int
+		Time       func(childComplexity int) int
 	}
 
 	GradedSeverity struct {
@@ -310,8 +322,15 @@ type ComplexityRoot struct {
 		Binding        func(childComplexity int) int
 		Role           func(childComplexity int) int
 		Rule           func(childComplexity int) int
+		Since          func(childComplexity int) int
 		Subject        func(childComplexity int) int
 		Text           func(childComplexity int) int
+	}
+
+	GrantSince struct {
+		AtHorizon func(childComplexity int) int
+		Revision  func(childComplexity int) int
+		Time      func(childComplexity int) int
 	}
 
 	Group struct {
@@ -368,6 +387,11 @@ type ComplexityRoot struct {
 		Namespace func(childComplexity int) int
 		Objects   func(childComplexity int, kinds []Kind, first *int, after *string) int
 		Revision  func(childComplexity int) int
+	}
+
+	NamespaceCount struct {
+		Count     func(childComplexity int) int
+		Namespace func(childComplexity int) int
 	}
 
 	Neighbourhood struct {
@@ -441,6 +465,11 @@ type ComplexityRoot struct {
 		Title       func(childComplexity int) int
 	}
 
+	PackCount struct {
+		Count func(childComplexity int) int
+		Pack  func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor       func(childComplexity int) int
 		HasNextPage     func(childComplexity int) int
@@ -503,6 +532,7 @@ type ComplexityRoot struct {
 		Diff                 func(childComplexity int, from graph.Revision, to *graph.Revision) int
 		EffectivePermissions func(childComplexity int, subject SubjectInput, namespace *string, at *graph.Revision, first *int, after *string) int
 		Findings             func(childComplexity int, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) int
+		FindingsTrend        func(childComplexity int, last *int) int
 		Lookup               func(childComplexity int, kind Kind, name string, namespace *string, at *graph.Revision) int
 		Neighbourhood        func(childComplexity int, id string, depth *int, kinds []Kind, first *int, at *graph.Revision) int
 		Node                 func(childComplexity int, id string, at *graph.Revision) int
@@ -763,6 +793,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type GrantPathResolver interface {
+	Since(ctx context.Context, obj *GrantPath) (*GrantSince, error)
+}
 type MutationResolver interface {
 	Reload(ctx context.Context) (*ReloadResult, error)
 	SaveFilter(ctx context.Context, input SavedFilterInput) (*SavedFilter, error)
@@ -793,6 +826,7 @@ type QueryResolver interface {
 	Deliveries(ctx context.Context, sink *string, alert *string, filter *string, status *DeliveryStatus, first *int) ([]*Delivery, error)
 	Packs(ctx context.Context) ([]*Pack, error)
 	Rules(ctx context.Context, pack *string) ([]*RiskRule, error)
+	FindingsTrend(ctx context.Context, last *int) ([]*FindingsTrendPoint, error)
 	Findings(ctx context.Context, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) (*FindingConnection, error)
 	Suppressions(ctx context.Context) ([]*Suppression, error)
 	AttackPaths(ctx context.Context, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) ([]*AttackPath, error)
@@ -1824,6 +1858,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FindingsDelta.Resolved(childComplexity), true
 
+	case "FindingsSummary.byNamespace":
+		if e.ComplexityRoot.FindingsSummary.ByNamespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.ByNamespace(childComplexity), true
+	case "FindingsSummary.byPack":
+		if e.ComplexityRoot.FindingsSummary.ByPack == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsSummary.ByPack(childComplexity), true
 	case "FindingsSummary.bySeverity":
 		if e.ComplexityRoot.FindingsSummary.BySeverity == nil {
 			break
@@ -1854,6 +1900,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.FindingsSummary.Total(childComplexity), true
+
+	case "FindingsTrendPoint.bySeverity":
+		if e.ComplexityRoot.FindingsTrendPoint.BySeverity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsTrendPoint.BySeverity(childComplexity), true
+	case "FindingsTrendPoint.new":
+		if e.ComplexityRoot.FindingsTrendPoint.New == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsTrendPoint.New(childComplexity), true
+	case "FindingsTrendPoint.resolved":
+		if e.ComplexityRoot.FindingsTrendPoint.Resolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsTrendPoint.Resolved(childComplexity), true
+	case "FindingsTrendPoint.revision":
+		if e.ComplexityRoot.FindingsTrendPoint.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsTrendPoint.Revision(childComplexity), true
+	case "FindingsTrendPoint.risky":
+		if e.ComplexityRoot.FindingsTrendPoint.Risky == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsTrendPoint.Risky(childComplexity), true
+	case "FindingsTrendPoint.time":
+		if e.ComplexityRoot.FindingsTrendPoint.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FindingsTrendPoint.Time(childComplexity), true
 
 	case "GradedSeverity.severity":
 		if e.ComplexityRoot.GradedSeverity.Severity == nil {
@@ -1949,6 +2032,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GrantPath.Rule(childComplexity), true
+	case "GrantPath.since":
+		if e.ComplexityRoot.GrantPath.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GrantPath.Since(childComplexity), true
 	case "GrantPath.subject":
 		if e.ComplexityRoot.GrantPath.Subject == nil {
 			break
@@ -1961,6 +2050,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GrantPath.Text(childComplexity), true
+
+	case "GrantSince.atHorizon":
+		if e.ComplexityRoot.GrantSince.AtHorizon == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GrantSince.AtHorizon(childComplexity), true
+	case "GrantSince.revision":
+		if e.ComplexityRoot.GrantSince.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GrantSince.Revision(childComplexity), true
+	case "GrantSince.time":
+		if e.ComplexityRoot.GrantSince.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GrantSince.Time(childComplexity), true
 
 	case "Group.bindings":
 		if e.ComplexityRoot.Group.Bindings == nil {
@@ -2234,6 +2342,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Namespace.Revision(childComplexity), true
 
+	case "NamespaceCount.count":
+		if e.ComplexityRoot.NamespaceCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NamespaceCount.Count(childComplexity), true
+	case "NamespaceCount.namespace":
+		if e.ComplexityRoot.NamespaceCount.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NamespaceCount.Namespace(childComplexity), true
+
 	case "Neighbourhood.edges":
 		if e.ComplexityRoot.Neighbourhood.Edges == nil {
 			break
@@ -2489,6 +2610,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Pack.Title(childComplexity), true
+
+	case "PackCount.count":
+		if e.ComplexityRoot.PackCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PackCount.Count(childComplexity), true
+	case "PackCount.pack":
+		if e.ComplexityRoot.PackCount.Pack == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PackCount.Pack(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -2777,6 +2911,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Findings(childComplexity, args["at"].(*graph.Revision), args["pack"].(*string), args["rule"].(*string), args["severity"].(*Severity), args["status"].([]FindingStatus), args["subject"].(*SubjectInput), args["namespace"].(*string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.findingsTrend":
+		if e.ComplexityRoot.Query.FindingsTrend == nil {
+			break
+		}
+
+		args, err := ec.field_Query_findingsTrend_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.FindingsTrend(childComplexity, args["last"].(*int)), true
 
 	case "Query.lookup":
 		if e.ComplexityRoot.Query.Lookup == nil {
@@ -4540,8 +4685,30 @@ func (ec *executionContext) childFields_FindingsSummary(ctx context.Context, fie
 		return ec.fieldContext_FindingsSummary_suppressed(ctx, field)
 	case "bySeverity":
 		return ec.fieldContext_FindingsSummary_bySeverity(ctx, field)
+	case "byPack":
+		return ec.fieldContext_FindingsSummary_byPack(ctx, field)
+	case "byNamespace":
+		return ec.fieldContext_FindingsSummary_byNamespace(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FindingsSummary", field.Name)
+}
+
+func (ec *executionContext) childFields_FindingsTrendPoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "revision":
+		return ec.fieldContext_FindingsTrendPoint_revision(ctx, field)
+	case "time":
+		return ec.fieldContext_FindingsTrendPoint_time(ctx, field)
+	case "risky":
+		return ec.fieldContext_FindingsTrendPoint_risky(ctx, field)
+	case "bySeverity":
+		return ec.fieldContext_FindingsTrendPoint_bySeverity(ctx, field)
+	case "new":
+		return ec.fieldContext_FindingsTrendPoint_new(ctx, field)
+	case "resolved":
+		return ec.fieldContext_FindingsTrendPoint_resolved(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FindingsTrendPoint", field.Name)
 }
 
 func (ec *executionContext) childFields_GradedSeverity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4604,8 +4771,22 @@ func (ec *executionContext) childFields_GrantPath(ctx context.Context, field gra
 		return ec.fieldContext_GrantPath_aggregatedFrom(ctx, field)
 	case "text":
 		return ec.fieldContext_GrantPath_text(ctx, field)
+	case "since":
+		return ec.fieldContext_GrantPath_since(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GrantPath", field.Name)
+}
+
+func (ec *executionContext) childFields_GrantSince(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "revision":
+		return ec.fieldContext_GrantSince_revision(ctx, field)
+	case "time":
+		return ec.fieldContext_GrantSince_time(ctx, field)
+	case "atHorizon":
+		return ec.fieldContext_GrantSince_atHorizon(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GrantSince", field.Name)
 }
 
 func (ec *executionContext) childFields_Group(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4698,6 +4879,16 @@ func (ec *executionContext) childFields_Namespace(ctx context.Context, field gra
 		return ec.fieldContext_Namespace_objects(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Namespace", field.Name)
+}
+
+func (ec *executionContext) childFields_NamespaceCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "namespace":
+		return ec.fieldContext_NamespaceCount_namespace(ctx, field)
+	case "count":
+		return ec.fieldContext_NamespaceCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NamespaceCount", field.Name)
 }
 
 func (ec *executionContext) childFields_Neighbourhood(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4840,6 +5031,16 @@ func (ec *executionContext) childFields_Pack(ctx context.Context, field graphql.
 		return ec.fieldContext_Pack_rules(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Pack", field.Name)
+}
+
+func (ec *executionContext) childFields_PackCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "pack":
+		return ec.fieldContext_PackCount_pack(ctx, field)
+	case "count":
+		return ec.fieldContext_PackCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PackCount", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5991,6 +6192,20 @@ func (ec *executionContext) field_Query_effectivePermissions_args(ctx context.Co
 		return nil, err
 	}
 	args["after"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_findingsTrend_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg0
 	return args, nil
 }
 
@@ -11042,6 +11257,217 @@ func (ec *executionContext) fieldContext_FindingsSummary_bySeverity(_ context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _FindingsSummary_byPack(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_byPack(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByPack, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PackCount) graphql.Marshaler {
+			return ec.marshalNPackCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPackCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_byPack(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingsSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PackCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingsSummary_byNamespace(ctx context.Context, field graphql.CollectedField, obj *FindingsSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsSummary_byNamespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByNamespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*NamespaceCount) graphql.Marshaler {
+			return ec.marshalNNamespaceCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNamespaceCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsSummary_byNamespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingsSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NamespaceCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingsTrendPoint_revision(ctx context.Context, field graphql.CollectedField, obj *FindingsTrendPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsTrendPoint_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsTrendPoint_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsTrendPoint", field, false, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsTrendPoint_time(ctx context.Context, field graphql.CollectedField, obj *FindingsTrendPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsTrendPoint_time(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Time, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsTrendPoint_time(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsTrendPoint", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsTrendPoint_risky(ctx context.Context, field graphql.CollectedField, obj *FindingsTrendPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsTrendPoint_risky(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Risky, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsTrendPoint_risky(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsTrendPoint", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsTrendPoint_bySeverity(ctx context.Context, field graphql.CollectedField, obj *FindingsTrendPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsTrendPoint_bySeverity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BySeverity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*SeverityCount) graphql.Marshaler {
+			return ec.marshalNSeverityCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeverityCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsTrendPoint_bySeverity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FindingsTrendPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SeverityCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FindingsTrendPoint_new(ctx context.Context, field graphql.CollectedField, obj *FindingsTrendPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsTrendPoint_new(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.New, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsTrendPoint_new(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsTrendPoint", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FindingsTrendPoint_resolved(ctx context.Context, field graphql.CollectedField, obj *FindingsTrendPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FindingsTrendPoint_resolved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resolved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FindingsTrendPoint_resolved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FindingsTrendPoint", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _GradedSeverity_when(ctx context.Context, field graphql.CollectedField, obj *GradedSeverity) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11539,6 +11965,107 @@ func (ec *executionContext) _GrantPath_text(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_GrantPath_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("GrantPath", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _GrantPath_since(ctx context.Context, field graphql.CollectedField, obj *GrantPath) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GrantPath_since(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.GrantPath().Since(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *GrantSince) graphql.Marshaler {
+			return ec.marshalOGrantSince2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGrantSince(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GrantPath_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GrantPath",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GrantSince(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GrantSince_revision(ctx context.Context, field graphql.CollectedField, obj *GrantSince) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GrantSince_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v graph.Revision) graphql.Marshaler {
+			return ec.marshalNRevision2githubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GrantSince_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GrantSince", field, false, false, errors.New("field of type Revision does not have child fields"))
+}
+
+func (ec *executionContext) _GrantSince_time(ctx context.Context, field graphql.CollectedField, obj *GrantSince) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GrantSince_time(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Time, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GrantSince_time(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GrantSince", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _GrantSince_atHorizon(ctx context.Context, field graphql.CollectedField, obj *GrantSince) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GrantSince_atHorizon(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AtHorizon, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GrantSince_atHorizon(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GrantSince", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
@@ -12613,6 +13140,52 @@ func (ec *executionContext) fieldContext_Namespace_objects(ctx context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _NamespaceCount_namespace(ctx context.Context, field graphql.CollectedField, obj *NamespaceCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NamespaceCount_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NamespaceCount_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NamespaceCount", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _NamespaceCount_count(ctx context.Context, field graphql.CollectedField, obj *NamespaceCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NamespaceCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NamespaceCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NamespaceCount", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _Neighbourhood_nodes(ctx context.Context, field graphql.CollectedField, obj *Neighbourhood) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13680,6 +14253,52 @@ func (ec *executionContext) fieldContext_Pack_rules(_ context.Context, field gra
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _PackCount_pack(ctx context.Context, field graphql.CollectedField, obj *PackCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PackCount_pack(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pack, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PackCount_pack(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PackCount", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _PackCount_count(ctx context.Context, field graphql.CollectedField, obj *PackCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PackCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PackCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PackCount", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
@@ -15370,6 +15989,50 @@ func (ec *executionContext) fieldContext_Query_rules(ctx context.Context, field 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_rules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_findingsTrend(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_findingsTrend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().FindingsTrend(ctx, fc.Args["last"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*FindingsTrendPoint) graphql.Marshaler {
+			return ec.marshalNFindingsTrendPoint2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsTrendPointᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_findingsTrend(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FindingsTrendPoint(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_findingsTrend_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -23256,6 +23919,79 @@ func (ec *executionContext) _FindingsSummary(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "byPack":
+			out.Values[i] = ec._FindingsSummary_byPack(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byNamespace":
+			out.Values[i] = ec._FindingsSummary_byNamespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var findingsTrendPointImplementors = []string{"FindingsTrendPoint"}
+
+func (ec *executionContext) _FindingsTrendPoint(ctx context.Context, sel ast.SelectionSet, obj *FindingsTrendPoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, findingsTrendPointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FindingsTrendPoint")
+		case "revision":
+			out.Values[i] = ec._FindingsTrendPoint_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "time":
+			out.Values[i] = ec._FindingsTrendPoint_time(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "risky":
+			out.Values[i] = ec._FindingsTrendPoint_risky(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bySeverity":
+			out.Values[i] = ec._FindingsTrendPoint_bySeverity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "new":
+			out.Values[i] = ec._FindingsTrendPoint_new(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resolved":
+			out.Values[i] = ec._FindingsTrendPoint_resolved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -23479,30 +24215,116 @@ func (ec *executionContext) _GrantPath(ctx context.Context, sel ast.SelectionSet
 		case "binding":
 			out.Values[i] = ec._GrantPath_binding(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "subject":
 			out.Values[i] = ec._GrantPath_subject(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "role":
 			out.Values[i] = ec._GrantPath_role(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "rule":
 			out.Values[i] = ec._GrantPath_rule(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "aggregatedFrom":
 			out.Values[i] = ec._GrantPath_aggregatedFrom(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "text":
 			out.Values[i] = ec._GrantPath_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "since":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._GrantPath_since(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var grantSinceImplementors = []string{"GrantSince"}
+
+func (ec *executionContext) _GrantSince(ctx context.Context, sel ast.SelectionSet, obj *GrantSince) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, grantSinceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GrantSince")
+		case "revision":
+			out.Values[i] = ec._GrantSince_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "time":
+			out.Values[i] = ec._GrantSince_time(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "atHorizon":
+			out.Values[i] = ec._GrantSince_atHorizon(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -23964,6 +24786,49 @@ func (ec *executionContext) _Namespace(ctx context.Context, sel ast.SelectionSet
 			}
 		case "objects":
 			out.Values[i] = ec._Namespace_objects(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var namespaceCountImplementors = []string{"NamespaceCount"}
+
+func (ec *executionContext) _NamespaceCount(ctx context.Context, sel ast.SelectionSet, obj *NamespaceCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, namespaceCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("NamespaceCount")
+		case "namespace":
+			out.Values[i] = ec._NamespaceCount_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._NamespaceCount_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24499,6 +25364,49 @@ func (ec *executionContext) _Pack(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "rules":
 			out.Values[i] = ec._Pack_rules(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var packCountImplementors = []string{"PackCount"}
+
+func (ec *executionContext) _PackCount(ctx context.Context, sel ast.SelectionSet, obj *PackCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, packCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PackCount")
+		case "pack":
+			out.Values[i] = ec._PackCount_pack(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._PackCount_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -25362,6 +26270,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_rules(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "findingsTrend":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_findingsTrend(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -28226,6 +29156,32 @@ func (ec *executionContext) marshalNFindingsSummary2ᚖgithubᚗcomᚋkiemᚑio�
 	return ec._FindingsSummary(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNFindingsTrendPoint2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsTrendPointᚄ(ctx context.Context, sel ast.SelectionSet, v []*FindingsTrendPoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFindingsTrendPoint2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsTrendPoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFindingsTrendPoint2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingsTrendPoint(ctx context.Context, sel ast.SelectionSet, v *FindingsTrendPoint) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FindingsTrendPoint(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNGradedSeverity2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGradedSeverityᚄ(ctx context.Context, sel ast.SelectionSet, v []*GradedSeverity) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -28541,6 +29497,32 @@ func (ec *executionContext) marshalNMatchRank2githubᚗcomᚋkiemᚑioᚋkiemᚋ
 	return v
 }
 
+func (ec *executionContext) marshalNNamespaceCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNamespaceCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*NamespaceCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNNamespaceCount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNamespaceCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNNamespaceCount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNamespaceCount(ctx context.Context, sel ast.SelectionSet, v *NamespaceCount) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._NamespaceCount(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNNeighbourhood2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐNeighbourhood(ctx context.Context, sel ast.SelectionSet, v Neighbourhood) graphql.Marshaler {
 	return ec._Neighbourhood(ctx, sel, &v)
 }
@@ -28727,6 +29709,32 @@ func (ec *executionContext) marshalNPack2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgq
 		return graphql.Null
 	}
 	return ec._Pack(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPackCount2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPackCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*PackCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPackCount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPackCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPackCount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPackCount(ctx context.Context, sel ast.SelectionSet, v *PackCount) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PackCount(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *PageInfo) graphql.Marshaler {
@@ -29734,6 +30742,13 @@ func (ec *executionContext) marshalOGrantPath2ᚖgithubᚗcomᚋkiemᚑioᚋkiem
 		return graphql.Null
 	}
 	return ec._GrantPath(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOGrantSince2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐGrantSince(ctx context.Context, sel ast.SelectionSet, v *GrantSince) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GrantSince(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

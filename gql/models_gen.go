@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/kiem-io/kiem/graph"
 )
@@ -95,6 +96,24 @@ type FindingsSummary struct {
 	Suppressed int `json:"suppressed"`
 	// Every severity, most severe first, with its count (zeros included).
 	BySeverity []*SeverityCount `json:"bySeverity"`
+	// The findings the filters select, per pack, most first.
+	ByPack []*PackCount `json:"byPack"`
+	// The findings the filters select, per namespace, most first; cluster-scoped findings count under the empty namespace.
+	ByNamespace []*NamespaceCount `json:"byNamespace"`
+}
+
+// The risky findings at one revision of the trend.
+type FindingsTrendPoint struct {
+	Revision graph.Revision `json:"revision"`
+	Time     time.Time      `json:"time"`
+	// Risky findings at the revision.
+	Risky int `json:"risky"`
+	// Risky findings at the revision by severity, critical first.
+	BySeverity []*SeverityCount `json:"bySeverity"`
+	// Risky findings that appeared at the revision (since the previous point).
+	New int `json:"new"`
+	// Risky findings that were resolved at the revision (since the previous point).
+	Resolved int `json:"resolved"`
 }
 
 type GradedSeverity struct {
@@ -115,6 +134,16 @@ type GrantDeltaEdge struct {
 	Node   *GrantDelta `json:"node"`
 }
 
+// Since when a grant path has held.
+type GrantSince struct {
+	// The first revision of the uninterrupted run of revisions, up to the one asked about, in which the path held.
+	Revision graph.Revision `json:"revision"`
+	// When that revision was committed.
+	Time time.Time `json:"time"`
+	// True when the path already held at the oldest retained revision: it may be older.
+	AtHorizon bool `json:"atHorizon"`
+}
+
 type Identity struct {
 	User   string   `json:"user"`
 	Groups []string `json:"groups"`
@@ -133,6 +162,11 @@ type Label struct {
 }
 
 type Mutation struct {
+}
+
+type NamespaceCount struct {
+	Namespace string `json:"namespace"`
+	Count     int    `json:"count"`
 }
 
 type Neighbourhood struct {
@@ -185,6 +219,11 @@ type ObjectRefInput struct {
 type OwnerRef struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
+}
+
+type PackCount struct {
+	Pack  string `json:"pack"`
+	Count int    `json:"count"`
 }
 
 type PageInfo struct {

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kiem-io/kiem/graph"
 )
 
 func TestCanFollowsHistory(t *testing.T) {
@@ -153,7 +156,7 @@ func TestWhoCanPagesAndHistory(t *testing.T) {
 	const q = `query($at: Revision, $first: Int, $after: String) {
 	  whoCan(action: {verb: "get", resource: "secrets", namespace: "payments"}, at: $at, first: $first, after: $after) {
 	    totalCount revision pageInfo { hasNextPage endCursor }
-	    nodes { superuser subject { __typename name namespace } paths { binding { name } role { name } aggregatedFrom { name } } }
+	    nodes { superuser subject { __typename name namespace } paths { binding { name } role { name } aggregatedFrom { name } since { revision time atHorizon } } }
 	  }
 	}`
 	type entry struct {
@@ -165,6 +168,11 @@ func TestWhoCanPagesAndHistory(t *testing.T) {
 		Paths []struct {
 			Binding, Role  struct{ Name string }
 			AggregatedFrom *struct{ Name string }
+			Since          *struct {
+				Revision  uint64
+				Time      time.Time
+				AtHorizon bool
+			}
 		}
 	}
 	type page struct {
@@ -194,6 +202,21 @@ func TestWhoCanPagesAndHistory(t *testing.T) {
 	}
 	if p := w.Nodes[i].Paths; len(p) == 0 || p[0].Role.Name != "view" || p[0].AggregatedFrom == nil || p[0].AggregatedFrom.Name != "secret-peeker" {
 		t.Errorf("oidc:auditors paths = %+v, want view aggregated from secret-peeker", p)
+	}
+	// Since when: the auditors group was bound at the clean-up step (secret-peeker reached view before); every
+	// other path holds since a revision of the timeline at or before the answer's.
+	if p := w.Nodes[i].Paths; len(p) > 0 && (p[0].Since == nil || p[0].Since.Revision != uint64(a.revs[6]) || p[0].Since.AtHorizon) {
+		t.Errorf("oidc:auditors path since %+v, want revision %d (the clean-up step)", p[0].Since, a.revs[6])
+	}
+	for _, e := range w.Nodes {
+		for _, p := range e.Paths {
+			if p.Since == nil || p.Since.Revision > w.Revision || !slices.Contains(a.revs, graph.Revision(p.Since.Revision)) || p.Since.Time.IsZero() {
+				t.Errorf("%s via %s: since %+v", e.Subject.Name, p.Binding.Name, p.Since)
+			}
+			if p.Binding.Name == "cluster-admin" && p.Since.Revision != uint64(a.revs[0]) {
+				t.Errorf("cluster-admin's binding holds since the install, got %+v", p.Since)
+			}
+		}
 	}
 	// Page by page, the same entries in the same order.
 	var paged []entry

@@ -13,6 +13,10 @@ import (
 	"github.com/kiem-io/kiem/graph"
 )
 
+func (r *grantPathResolver) Since(ctx context.Context, obj *GrantPath) (*GrantSince, error) {
+	return r.grantSince(ctx, obj)
+}
+
 // Reload is the resolver for the reload field.
 func (r *mutationResolver) Reload(ctx context.Context) (*ReloadResult, error) {
 	if err := auth.RequireAdmin(ctx); err != nil {
@@ -216,6 +220,8 @@ func (r *subscriptionResolver) Changes(ctx context.Context, since *graph.Revisio
 	return r.subscribe(ctx, since)
 }
 
+func (r *Resolver) GrantPath() GrantPathResolver { return &grantPathResolver{r} }
+
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
@@ -223,6 +229,7 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
 type (
+	grantPathResolver    struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }

@@ -25,6 +25,7 @@ import (
 	"github.com/kiem-io/kiem/indexer"
 	"github.com/kiem-io/kiem/internal/demo"
 	"github.com/kiem-io/kiem/queries"
+	"github.com/kiem-io/kiem/ui"
 )
 
 type serveFlags struct {
@@ -224,7 +225,7 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	var indexErr error
 	switch {
 	case f.src.demo:
-		indexErr = replayDemo(ctx, log, g)
+		indexErr = replayDemo(ctx, log, g, fs)
 		if indexErr == nil && f.src.groupsFile != "" {
 			_, indexErr = commitGroups(ctx, log, g, f.src.groupsFile)
 		}
@@ -258,8 +259,9 @@ func sourceName(f *serveFlags) string {
 	return "snapshot " + strings.Join(f.src.snapshots, ",")
 }
 
-// replayDemo commits the demo's timeline into an empty store, each step a revision at its time in the past.
-func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live) error {
+// replayDemo commits the demo's timeline into an empty store, each step a revision at its time in the past. It
+// lets the findings tracker evaluate each step before the next, so the console's risk trend has a point per step.
+func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live, fs *findings) error {
 	if g.Head() > 0 {
 		log.Info("demo store already holds history; not replaying", "revision", g.Head())
 		return nil
@@ -275,8 +277,28 @@ func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live) error {
 			return err
 		}
 		log.Info("demo revision", "revision", rev, "step", st.Name, "changes", len(st.Changes))
+		if err := fs.waitEvaluated(ctx, rev); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// waitEvaluated waits until the tracker has evaluated rev, or has stopped (its error is logged).
+func (fs *findings) waitEvaluated(ctx context.Context, rev graph.Revision) error {
+	for {
+		updated := fs.tracker.Updated()
+		if got, cur := fs.tracker.Current(); cur != nil && got >= rev {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-fs.stopped:
+			return nil
+		case <-updated:
+		}
+	}
 }
 
 // commitSnapshot commits what changed in the snapshot files since the store's head as one revision.
@@ -421,6 +443,8 @@ func (s *server) handler() http.Handler {
 	}
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("/graphql", s.api)
+	// The console: its assets need no token (they hold no data); everything it shows comes through /graphql.
+	mux.Handle("/", ui.Handler())
 	return mux
 }
 

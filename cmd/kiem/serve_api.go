@@ -84,7 +84,8 @@ func authenticator(ctx context.Context, log *slog.Logger, f *serveFlags) (auth.A
 		return nil, nil, err
 	}
 	return st, func(w io.Writer, addr string) {
-		fmt.Fprintf(w, "kiem: GraphQL API at http://%s/graphql\nkiem: admin token (valid until kiem stops; send it as 'Authorization: Bearer TOKEN'):\n\n    %s\n\n", addr, token)
+		fmt.Fprintf(w, "kiem: console at http://%s/ (sign in with the token below); GraphQL API at http://%s/graphql\n"+
+			"kiem: admin token (valid until kiem stops; send it as 'Authorization: Bearer TOKEN'):\n\n    %s\n\n", addr, addr, token)
 	}, nil
 }
 

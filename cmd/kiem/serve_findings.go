@@ -20,7 +20,9 @@ type findingsFlags struct {
 // findings is the risk-pack side of kiem serve: the tracker that keeps the head's findings current, and the
 // suppressions file the console edits.
 type findings struct {
-	tracker      *queries.Tracker
+	tracker *queries.Tracker
+	// stopped is closed when the tracker's goroutine returns.
+	stopped      <-chan struct{}
 	suppressions *queries.SuppressionFile
 }
 
@@ -58,7 +60,9 @@ func startFindings(ctx context.Context, log *slog.Logger, g *graph.Live, f *find
 			flog.Error("re-evaluating after a suppression change", "err", err)
 		}
 	})
+	stopped := make(chan struct{})
 	wg.Go(func() {
+		defer close(stopped)
 		if err := tr.Run(ctx); err != nil {
 			flog.Error("findings tracker stopped", "err", err)
 		}
@@ -68,5 +72,5 @@ func startFindings(ctx context.Context, log *slog.Logger, g *graph.Live, f *find
 		n += len(p.Rules)
 	}
 	flog.Info("risk packs loaded", "packs", len(packs), "rules", n, "suppressions", path)
-	return &findings{tracker: tr, suppressions: sf}, nil
+	return &findings{tracker: tr, suppressions: sf, stopped: stopped}, nil
 }

@@ -79,6 +79,14 @@ func TestServeDemoThenHistory(t *testing.T) {
 	if code, body := post(t, "http://"+addr+"/graphql", "", `{ server { revision } }`); code != http.StatusUnauthorized {
 		t.Fatalf("/graphql without a token = %d %s, want 401", code, body)
 	}
+	// The console's pages need no token (they hold no data; what they show comes through /graphql), and the
+	// announcement says where it is.
+	if code, body := get("http://" + addr + "/who-can"); code != 200 || !strings.Contains(body, `/assets/app.js`) {
+		t.Fatalf("/who-can = %d %.100q, want the console", code, body)
+	}
+	if !strings.Contains(stderr.String(), "console at http://"+addr+"/") {
+		t.Fatalf("serve did not print the console's URL:\n%s", stderr.String())
+	}
 	// Revision numbers grow but are not dense (kiem's own records, such as the alerts' progress, take timestamps
 	// too): the head is the eighth revision (the demo's seven and the groups file), whatever its number.
 	code, body := post(t, "http://"+addr+"/graphql", token, `{ server { revision source ready viewer { role } } }`)

@@ -43,6 +43,20 @@ func (r *queryResolver) FindingsTrend(ctx context.Context, last *int) ([]*Findin
 	return r.findingsTrend(ctx, last)
 }
 
+func (r *queryResolver) Finding(ctx context.Context, fingerprint string, at *graph.Revision) (*Finding, error) {
+	set, res, err := r.findingsAt(ctx, at)
+	if err != nil {
+		return nil, err
+	}
+	fs := res.Findings()
+	for i := range fs {
+		if fs[i].Fingerprint == fingerprint {
+			return &Finding{set: set, f: &fs[i]}, nil
+		}
+	}
+	return nil, nil
+}
+
 // Findings is the resolver for the findings field.
 func (r *queryResolver) Findings(ctx context.Context, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) (*FindingConnection, error) {
 	set, res, err := r.findingsAt(ctx, at)

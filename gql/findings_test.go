@@ -656,6 +656,23 @@ func TestFindingsTrend(t *testing.T) {
 			t.Errorf("point %d (%d risky, +%d -%d) does not follow from %d risky before", i, p.Risky, p.New, p.Resolved, tr[i-1].Risky)
 		}
 	}
+	// One finding by its fingerprint, at the head and at a revision where it did not exist.
+	all := a.findings(map[string]any{"first": 1})
+	if len(all.Findings.Nodes) != 1 {
+		t.Fatalf("no finding to look up: %+v", all.Findings)
+	}
+	fp := all.Findings.Nodes[0].Fingerprint
+	var byFP struct {
+		Finding *struct{ Fingerprint, Status string }
+	}
+	a.query(`query($fp: ID!) { finding(fingerprint: $fp) { fingerprint status } }`, map[string]any{"fp": fp}, &byFP)
+	if byFP.Finding == nil || byFP.Finding.Fingerprint != fp || byFP.Finding.Status != "RISKY" {
+		t.Errorf("finding(%q) = %+v", fp, byFP.Finding)
+	}
+	a.query(`query($fp: ID!, $at: Revision) { finding(fingerprint: $fp, at: $at) { fingerprint } }`, map[string]any{"fp": "nope", "at": removed}, &byFP)
+	if byFP.Finding != nil {
+		t.Errorf("finding(nope) = %+v, want null", byFP.Finding)
+	}
 	var one struct{ FindingsTrend []point }
 	a.query(`{ findingsTrend(last: 1) { revision } }`, nil, &one)
 	if len(one.FindingsTrend) != 1 || one.FindingsTrend[0].Revision != uint64(back) {

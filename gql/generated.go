@@ -531,6 +531,7 @@ type ComplexityRoot struct {
 		Deliveries           func(childComplexity int, sink *string, alert *string, filter *string, status *DeliveryStatus, first *int) int
 		Diff                 func(childComplexity int, from graph.Revision, to *graph.Revision) int
 		EffectivePermissions func(childComplexity int, subject SubjectInput, namespace *string, at *graph.Revision, first *int, after *string) int
+		Finding              func(childComplexity int, fingerprint string, at *graph.Revision) int
 		Findings             func(childComplexity int, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) int
 		FindingsTrend        func(childComplexity int, last *int) int
 		Lookup               func(childComplexity int, kind Kind, name string, namespace *string, at *graph.Revision) int
@@ -827,6 +828,7 @@ type QueryResolver interface {
 	Packs(ctx context.Context) ([]*Pack, error)
 	Rules(ctx context.Context, pack *string) ([]*RiskRule, error)
 	FindingsTrend(ctx context.Context, last *int) ([]*FindingsTrendPoint, error)
+	Finding(ctx context.Context, fingerprint string, at *graph.Revision) (*Finding, error)
 	Findings(ctx context.Context, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) (*FindingConnection, error)
 	Suppressions(ctx context.Context) ([]*Suppression, error)
 	AttackPaths(ctx context.Context, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) ([]*AttackPath, error)
@@ -2900,6 +2902,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.EffectivePermissions(childComplexity, args["subject"].(SubjectInput), args["namespace"].(*string), args["at"].(*graph.Revision), args["first"].(*int), args["after"].(*string)), true
+	case "Query.finding":
+		if e.ComplexityRoot.Query.Finding == nil {
+			break
+		}
+
+		args, err := ec.field_Query_finding_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Finding(childComplexity, args["fingerprint"].(string), args["at"].(*graph.Revision)), true
 	case "Query.findings":
 		if e.ComplexityRoot.Query.Findings == nil {
 			break
@@ -6192,6 +6205,28 @@ func (ec *executionContext) field_Query_effectivePermissions_args(ctx context.Co
 		return nil, err
 	}
 	args["after"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_finding_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "fingerprint",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["fingerprint"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "at",
+		func(ctx context.Context, v any) (*graph.Revision, error) {
+			return ec.unmarshalORevision2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgraphᚐRevision(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg1
 	return args, nil
 }
 
@@ -16033,6 +16068,50 @@ func (ec *executionContext) fieldContext_Query_findingsTrend(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_findingsTrend_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_finding(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_finding(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Finding(ctx, fc.Args["fingerprint"].(string), fc.Args["at"].(*graph.Revision))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Finding) graphql.Marshaler {
+			return ec.marshalOFinding2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFinding(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_finding(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Finding(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_finding_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -26304,6 +26383,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "finding":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_finding(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "findings":
 			field := field
 
@@ -30699,6 +30800,13 @@ func (ec *executionContext) marshalODeliveryStatus2ᚖgithubᚗcomᚋkiemᚑio�
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOFinding2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFinding(ctx context.Context, sel ast.SelectionSet, v *Finding) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Finding(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOFindingStatus2ᚕgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingStatusᚄ(ctx context.Context, v any) ([]FindingStatus, error) {

@@ -250,6 +250,12 @@ func TestAlertsE2E(t *testing.T) {
 	start()
 	for d := next(true); d.key != pending.key; d = next(true) {
 	}
+	// Delivery is at least once: a kill between the receiver's answer and the deliverer's record of it sends the
+	// alert again. Let the record land before the next kill, so that exactly once can be asserted below.
+	waitFor(t, "the pending delivery recorded", func() bool {
+		_, body = post(t, gqlURL, "e2e-viewer-token", fmt.Sprintf(`{ deliveries(sink: "hook", alert: %q) { status } }`, pending.alert))
+		return strings.Contains(body, `"status":"DELIVERED"`)
+	})
 
 	// 4. A risky binding made while kiem is down raises its alert once kiem is back.
 	kill()

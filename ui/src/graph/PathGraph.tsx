@@ -245,14 +245,18 @@ function draw(ctx: CanvasRenderingContext2D, layout: Layout, hover: LNode | null
     ctx.fill();
     if (e.labels.length) {
       ctx.font = `11px ${font}`;
-      const text = fitText(ctx, canvasLabel(e.labels.join(', '), 80), (x2 - x1) - 16);
+      // An edge that skips columns carries its label in its first gap, beside its source: edges converging on
+      // one target from several rows would otherwise stack their labels at the same middle.
+      const long = e.to.col - e.from.col > 1;
+      const lx = long ? a.x + COL_W / 2 : mx;
+      const text = fitText(ctx, canvasLabel(e.labels.join(', '), 80), (long ? COL_W - 2 * R : x2 - x1) - 16);
       const w = ctx.measureText(text).width;
-      const my = (a.y + b.y) / 2;
+      const my = long ? a.y : (a.y + b.y) / 2;
       ctx.fillStyle = css.backgroundColor;
-      ctx.fillRect(mx - w / 2 - 3, my - 8, w + 6, 15);
+      ctx.fillRect(lx - w / 2 - 3, my - 8, w + 6, 15);
       ctx.fillStyle = fg;
       ctx.textAlign = 'center';
-      ctx.fillText(text, mx, my + 3);
+      ctx.fillText(text, lx, my + 3);
       ctx.textAlign = 'start';
     }
   }

@@ -222,3 +222,17 @@ test('the start page searches, and a cut neighbourhood says so', async () => {
   assert.deepEqual(firsts, [200, 1000]);
   await clean(page, problems);
 });
+
+test('a live explorer offers the newer revision when the cluster changes', async () => {
+  const group = await lookup('GROUP', 'oidc:auditors');
+  const { page, problems } = await open(`/explore/${encodeURIComponent(group)}`);
+  const before = await until(page, () => { const s = window.__status(); return s?.total > 1 && s; });
+  // A user joins the group: a new revision, which the header learns through the changes subscription.
+  const { revision } = await kiem.setGroups('live-joiner@example.com', ['oidc:auditors']);
+  await page.getByTestId('explorer-update').filter({ hasText: `Update to revision ${revision}` }).click();
+  const after = await until(page, (r) => { const s = window.__status(); return s?.revision >= r && s; }, revision);
+  assert.equal(after.total, before.total + 1, 'the new member joined the picture');
+  await page.getByTestId('explorer-update').waitFor({ state: 'detached' });
+  await kiem.setGroups('live-joiner@example.com', []);
+  await clean(page, problems);
+});

@@ -12,6 +12,7 @@ import { EDGE_STYLES, edgeStyle } from '../graph/style';
 import { useQuery } from '../hooks';
 import { KINDS, kindColor, kindLabel } from '../kinds';
 import { entityHref, href, Link, navigate, seg, useAt, useLocation } from '../router';
+import { useHead } from '../session';
 import '../graph/explorer.css';
 
 const NEIGHBOURHOOD = `query ExplorerNeighbourhood($id: ID!, $first: Int, $at: Revision) {
@@ -116,6 +117,7 @@ function Explorer({ id }: { id: string }): JSX.Element {
   const expanded = useRef(new Map<string, number>());
   const [truncated, setTruncated] = useState<string[]>([]);
   const [revision, setRevision] = useState<number | null>(null);
+  const head = useHead();
   // Bumped whenever a (re)load settles, so the path effect can wait for the nodes it needs.
   const [generation, setGeneration] = useState(0);
   // Bumped by Retry after an error.
@@ -369,6 +371,12 @@ function Explorer({ id }: { id: string }): JSX.Element {
           {filtered ? ` (of ${stats.nodes.toLocaleString()} loaded)` : ''}
           {revision !== null ? ` · revision ${revision}` : ''}
         </span>
+        {at === null && revision !== null && head > revision && load.state === 'ready' ? (
+          // Live, and the cluster moved on: offer the newer picture rather than redrawing under the user's hands.
+          <button type="button" onClick={() => setAttempt((a) => a + 1)} data-testid="explorer-update" title="Reload the same expansions at the head; nodes keep their positions">
+            Update to revision {head}
+          </button>
+        ) : null}
       </div>
 
       <div class="ex-body">

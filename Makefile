@@ -8,6 +8,8 @@ ORACLE_DIR  := e2e/oracle
 BENCH_TIME  ?= 1x
 # Pinned (v0.8.2 is staticcheck 2026.2.2); `go run pkg@version` builds it once into the Go build cache and needs no go.mod entry.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Pinned like staticcheck: helm v3.22.0 renders the chart (deploy/helm/kiem) into deploy/manifests, no go.mod entry.
+HELM        := $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
 
 .PHONY: all build test test-unit test-oracle test-ui ui ui-deps prereq-ui kube-binaries lint fmt prereq bench bench-ui generate gqlgen check-generated clean docs
 
@@ -26,7 +28,7 @@ prereq:
 
 ## test: everything CI runs: lint, the main module's tests with -race, the differential oracle, and the console in
 ## a real browser.
-test: prereq prereq-ui lint kube-binaries test-unit test-oracle test-ui
+test: prereq prereq-ui lint kube-binaries test-unit fuzz test-oracle test-ui
 
 ## prereq-ui: the console's build and browser tests need Node.js 18+, npm and Debian's chromium (never a
 ## downloaded browser). KIEM_CHROMIUM points elsewhere.
@@ -56,8 +58,22 @@ test-ui: ui-deps build
 test-unit: kube-binaries
 	$(GO) test -race -count=1 ./...
 
+.PHONY: fuzz
+
+## fuzz: each native Go fuzz target for FUZZTIME (their seed corpora, testdata/fuzz/FuzzX/, also run in every
+## `go test`). A crasher is written to testdata/fuzz/FuzzX/ of its package, where `go test` replays it: fix the
+## code and keep the file. For a longer hunt, e.g. `make fuzz FUZZTIME=10m`. FUZZPARALLEL bounds the workers.
+FUZZTIME     ?= 20s
+FUZZPARALLEL ?= 2
+fuzz: prereq
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./indexer/
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./queries/filters/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./queries/filters/
+	$(GO) test -run '^$$' -fuzz '^FuzzGraphQL$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./gql/
+
 ## kube-binaries: etcd, kube-apiserver and kube-controller-manager v1.33.13 for internal/kubetest, built from the
 ## Go module proxy into ~/.cache/kiem/kube (KIEM_KUBE_BIN_DIR overrides). ~8-10 min cold, instant once cached.
+## Also kubectl v1.33.13, with which cmd/kiem/deploy_e2e_test.go applies the manifests of deploy/ to that apiserver.
 kube-binaries: prereq
 	bash hack/kube-binaries.sh
 
@@ -78,12 +94,25 @@ check-generated: prereq
 	   echo "check-generated: the gqlgen code was stale; it is regenerated now (review and commit it):" >&2; \
 	   diff <(echo "$$before") <(echo "$$after") >&2 || true; exit 1; fi
 
+.PHONY: manifests check-manifests
+
+## manifests: render the Helm chart deploy/helm/kiem into deploy/manifests/kiem.yaml (default values, after a
+## Namespace with Pod Security restricted enforced) and deploy/manifests/examples/NAME.yaml (the values of
+## deploy/helm/kiem/ci/NAME-values.yaml), after `helm lint --strict`; commit the result. The first run compiles
+## helm (about a minute).
+manifests: prereq
+	HELM="$(HELM)" bash hack/manifests.sh write
+
+## check-manifests: the chart lints clean and deploy/manifests is what it renders (run by lint).
+check-manifests: prereq
+	HELM="$(HELM)" bash hack/manifests.sh check
+
 ## docs: regenerate docs/rules.md from the embedded packs (a test fails when it is stale).
 docs: prereq
 	KIEM_UPDATE_DOCS=1 $(GO) test -run TestRulesDoc -count=1 ./queries/
 
-## lint: gofmt, go vet and staticcheck over both modules, and generated code current.
-lint: prereq check-generated
+## lint: gofmt, go vet and staticcheck over both modules, generated code and rendered manifests current.
+lint: prereq check-generated check-manifests
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	 if [ -n "$$out" ]; then echo "gofmt: these files need 'gofmt -w':" >&2; echo "$$out" >&2; exit 1; fi
 	$(GO) vet ./...

@@ -68,7 +68,7 @@ func plantedRisks() []graph.Object {
 
 // kubeadmChanges returns the changes that add the kubeadm fixture's objects: the demo's first step, less the
 // apps and users it adds.
-func kubeadmChanges(t *testing.T) []graph.Change {
+func kubeadmChanges(t testing.TB) []graph.Change {
 	t.Helper()
 	demoOnce.Do(func() { demoOnce.steps, demoOnce.err = demo.Timeline(context.Background()) })
 	if demoOnce.err != nil {
@@ -98,7 +98,7 @@ func kubeadmChanges(t *testing.T) []graph.Change {
 }
 
 // newRiskAPI starts the API; edit, when given, changes the Options before the handler is built.
-func newRiskAPI(t *testing.T, so ServeOptions, edit func(*Options)) *riskAPI {
+func newRiskAPI(t testing.TB, so ServeOptions, edit func(*Options)) *riskAPI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := graph.OpenStore(ctx, graph.StoreOptions{Dir: t.TempDir()})

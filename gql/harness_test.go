@@ -28,7 +28,7 @@ const (
 
 // testAPI is the API served over real HTTP on loopback, over a real Badger store holding the demo's history.
 type testAPI struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	live   *graph.Live
 	revs   []graph.Revision // the demo steps' revisions, oldest first

@@ -1,6 +1,7 @@
 package gql
 
 import (
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -355,5 +356,30 @@ func TestLimits(t *testing.T) {
 	status, resp := a.do(viewerToken, `{ server { revision } }`+strings.Repeat(" ", 5000), nil)
 	if status != http.StatusRequestEntityTooLarge || len(resp.Errors) == 0 {
 		t.Errorf("a 5 KB body with a 4 KB limit: status %d, errors %+v", status, resp.Errors)
+	}
+}
+
+// TestPlainHTTPRefusals: what no transport serves is refused at once, in JSON (both found by FuzzGraphQL).
+func TestPlainHTTPRefusals(t *testing.T) {
+	a := newTestAPI(t, ServeOptions{})
+	// A subscription over POST is not run: gqlgen's POST transport would wait for its first event until the
+	// request timeout, then answer null.
+	status, resp := a.do(viewerToken, `subscription { changes { revision } }`, nil)
+	if status >= 500 || len(resp.Errors) == 0 || resp.Errors[0].Extensions["code"] != "BAD_REQUEST" {
+		t.Fatalf("subscription over POST: status %d, data %s, errors %+v; want BAD_REQUEST", status, resp.Data, resp.Errors)
+	}
+	contains(t, "error", resp.Errors[0].Message, "websocket")
+	// A POST that is not JSON (a cross-site form's text/plain) gets gqlgen's refusal, labelled JSON.
+	req, _ := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", strings.NewReader(`{"query": "{ server { revision } }"}`))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Authorization", "Bearer "+viewerToken)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusBadRequest || r.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(body), `"errors"`) {
+		t.Fatalf("text/plain POST: %d %q %s; want 400, application/json and errors", r.StatusCode, r.Header.Get("Content-Type"), body)
 	}
 }

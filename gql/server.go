@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/kiem-io/kiem/gql/auth"
 )
@@ -95,6 +96,7 @@ func NewHandler(opts Options, so ServeOptions) (http.Handler, error) {
 	if so.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.AroundOperations(refuseSubscriptionsOverHTTP)
 	srv.Use(auth.Guard{Log: log})
 	srv.Use(limits{maxDepth: so.MaxDepth, maxCost: so.MaxCost})
 	srv.SetErrorPresenter(presentError(log))
@@ -105,22 +107,41 @@ func NewHandler(opts Options, so ServeOptions) (http.Handler, error) {
 	return auth.Middleware(so.Auth, log, bounded(so, srv)), nil
 }
 
-// bounded limits the body and the time of a request; websocket upgrades keep their connection's lifetime.
+// bounded limits the body and the time of a request; websocket upgrades keep their connection's lifetime. Every
+// other answer is JSON, gqlgen's refusal of a request no transport takes (a POST that is not application/json)
+// included, which it sends without a Content-Type.
 func bounded(so ServeOptions, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			next.ServeHTTP(w, r)
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		if r.ContentLength > so.MaxBodyBytes {
-			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			fmt.Fprintf(w, `{"errors":[{"message":"request body of %d bytes exceeds the limit of %d","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`+"\n", r.ContentLength, so.MaxBodyBytes)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, so.MaxBodyBytes)
-		ctx, cancel := context.WithTimeout(r.Context(), so.Timeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), overHTTPKey{}, true), so.Timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// overHTTPKey marks the context of a request answered over plain HTTP (GET or POST), not a websocket.
+type overHTTPKey struct{}
+
+// refuseSubscriptionsOverHTTP refuses a subscription sent over GET or POST at once. gqlgen's POST transport would
+// run it and wait for its first event, holding the request until the request timeout, then answer null (found
+// by FuzzGraphQL, testdata/fuzz/FuzzGraphQL/subscription-over-post).
+func refuseSubscriptionsOverHTTP(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if plain, _ := ctx.Value(overHTTPKey{}).(bool); plain && oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+			Message:    "subscriptions are served over websocket (graphql-transport-ws or graphql-ws), not over GET or POST",
+			Extensions: map[string]any{"code": "BAD_REQUEST"},
+		}}})
+	}
+	return next(ctx)
 }

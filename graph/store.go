@@ -230,8 +230,14 @@ func (s *Store) checkSchema(ctx context.Context, schema []byte) error {
 		if len(schema) != 4 {
 			return fmt.Errorf("%w: %s holds a malformed schema version %x", ErrIncompatibleStore, s.where(), schema)
 		}
-		if got := binary.BigEndian.Uint32(schema); got != storeSchema {
-			return fmt.Errorf("%w: %s has schema version %d, this kiem reads version %d", ErrIncompatibleStore, s.where(), got, storeSchema)
+		if got := binary.BigEndian.Uint32(schema); got > storeSchema {
+			return fmt.Errorf("%w: %s has schema version %d, written by a newer kiem; this kiem reads version %d: run that newer kiem",
+				ErrIncompatibleStore, s.where(), got, storeSchema)
+		} else if got != storeSchema {
+			// Nothing is rewritten in place: a store is the audit record, and a failed conversion must not cost it.
+			return fmt.Errorf("%w: %s has schema version %d, written by an older kiem; this kiem reads version %d: "+
+				"export it with that kiem ('kiem export --data-dir DIR -o snapshot.yaml') and serve the export into a new --data-dir (docs/operations.md)",
+				ErrIncompatibleStore, s.where(), got, storeSchema)
 		}
 		s.schemaSaved = true
 		return nil

@@ -379,8 +379,20 @@ func TestStoreSchemaMismatch(t *testing.T) {
 		_ = s.Close()
 		rawWrite(t, dir, 100, kv{key: keySchema, val: []byte{0, 0, 0, 7}})
 		_, err := OpenStore(ctx, StoreOptions{Dir: dir})
-		if !errors.Is(err, ErrIncompatibleStore) || !strings.Contains(err.Error(), "version 7") || !strings.Contains(err.Error(), "version 1") {
-			t.Errorf("OpenStore: err=%v, want ErrIncompatibleStore naming versions 7 and 1", err)
+		if !errors.Is(err, ErrIncompatibleStore) || !strings.Contains(err.Error(), "version 7") || !strings.Contains(err.Error(), "version 1") ||
+			!strings.Contains(err.Error(), "newer kiem") {
+			t.Errorf("OpenStore: err=%v, want ErrIncompatibleStore naming versions 7 and 1 and a newer kiem", err)
+		}
+	})
+	t.Run("older version", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openStoreAt(t, StoreOptions{Dir: dir})
+		history(t, s)
+		_ = s.Close()
+		rawWrite(t, dir, 100, kv{key: keySchema, val: []byte{0, 0, 0, 0}})
+		_, err := OpenStore(ctx, StoreOptions{Dir: dir})
+		if !errors.Is(err, ErrIncompatibleStore) || !strings.Contains(err.Error(), "older kiem") || !strings.Contains(err.Error(), "kiem export") {
+			t.Errorf("OpenStore: err=%v, want ErrIncompatibleStore saying how to move an older store", err)
 		}
 	})
 	t.Run("not kiem", func(t *testing.T) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # kube-binaries.sh builds kube-apiserver, kube-controller-manager and etcd for
-# kiem's e2e harness (internal/kubetest) from the Go module proxy.
+# kiem's e2e harness (internal/kubetest) from the Go module proxy, and kubectl
+# of the same version for the tests that apply manifests as an operator would
+# (cmd/kiem/deploy_e2e_test.go).
 #
 # It uses a throwaway module in a temp dir that requires k8s.io/kubernetes and
 # replaces every ./staging module with its published v0.Y.Z version (see
@@ -21,7 +23,7 @@ K8S_MAJOR=1
 K8S_MINOR=33
 
 BIN_DIR="${KIEM_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiem/kube/${K8S_VERSION}/bin}"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
+BINARIES=(kube-apiserver kube-controller-manager etcd kubectl)
 
 log() { printf '[kube-binaries] %s\n' "$*" >&2; }
 
@@ -58,14 +60,14 @@ case "${1:-}" in
 esac
 
 if have_all; then
-	log "kube-apiserver, kube-controller-manager and etcd ${K8S_VERSION} already in $BIN_DIR"
+	log "kube-apiserver, kube-controller-manager, etcd and kubectl ${K8S_VERSION} already in $BIN_DIR"
 	echo "$BIN_DIR"
 	exit 0
 fi
 if ((CHECK)); then
 	# Tests call --check (internal/kubetest.BinDir): they must fail fast with a hint rather than start a
 	# ~10 min build inside `go test`'s timeout, and parallel test binaries must not each start a build.
-	log "kube-apiserver, kube-controller-manager and etcd ${K8S_VERSION} are missing from $BIN_DIR: run \`make kube-binaries\` (about 10 min cold, seconds with a warm Go build cache)"
+	log "kube-apiserver, kube-controller-manager, etcd or kubectl ${K8S_VERSION} are missing from $BIN_DIR: run \`make kube-binaries\` (about 10 min cold, seconds with a warm Go build cache)"
 	exit 3
 fi
 
@@ -114,6 +116,7 @@ import (
 	_ "go.etcd.io/etcd/server/v3" // etcd main package; version pinned by k8s.io/kubernetes
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
 }
@@ -135,6 +138,7 @@ build() {
 step "build kube-apiserver" build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$LDFLAGS_K8S"
 step "build etcd" build etcd go.etcd.io/etcd/server/v3 "-s -w"
 step "build kube-controller-manager" build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$LDFLAGS_K8S"
+step "build kubectl" build kubectl k8s.io/kubernetes/cmd/kubectl "$LDFLAGS_K8S"
 
 if ! have_all; then
 	log "built binaries failed the check: kube-apiserver --version printed: $("$BIN_DIR/kube-apiserver" --version 2>&1 || true)"

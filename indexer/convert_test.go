@@ -336,6 +336,13 @@ func TestYAMLErrorLine(t *testing.T) {
 		{"parser", "a:\n  b:\n    c: 1\n   d: 2\n", 4, "yaml: did not find expected key"},
 		{"parser in flow", "a: 1\nb: [1,\n\n  2 : : ]\n", 4, "yaml: did not find expected node content"},
 		{"unterminated quote", "a: 1\nb: \"x\nc: 2\n", 4, "yaml: found unexpected end of stream"},
+		// go-yaml places an error at the end of the stream on the line after the last line break: a text without
+		// a final line break has no such line (found by FuzzLoad, testdata/fuzz/FuzzLoad/4aec980c9ea7efe3).
+		{"end of a text without a final line break", "0: \n0", 2, "yaml: could not find expected ':'"},
+		{"CRLF", "a: 1\r\nb: c: d\r\n", 2, "yaml: mapping values are not allowed in this context"},
+		// go-yaml breaks lines at CR, NEL, LS and PS too; a file's lines end at LF.
+		{"CR alone", "a: 1\rb: 2\nc: d: e\n", 2, "yaml: mapping values are not allowed in this context"},
+		{"NEL, LS and PS", "a: 1\u0085b: 2\u2028c: 3\u2029\nd: e: f\n", 2, "yaml: mapping values are not allowed in this context"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,13 +351,13 @@ func TestYAMLErrorLine(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			line, msg, ok := yamlErrorLine(err, 10)
+			line, msg, ok := yamlErrorLine(err, yamlLines{data: []byte(tt.in), base: 10})
 			if !ok || line != 10+tt.line-1 || msg != tt.msg {
 				t.Errorf("yamlErrorLine(%q)=%d, %q, %v; want %d, %q", err, line, msg, ok, 10+tt.line-1, tt.msg)
 			}
 		})
 	}
-	if _, _, ok := yamlErrorLine(errors.New("yaml: unknown anchor 'x' referenced"), 1); ok {
+	if _, _, ok := yamlErrorLine(errors.New("yaml: unknown anchor 'x' referenced"), yamlLines{base: 1}); ok {
 		t.Errorf("yamlErrorLine found a line in an error that has none")
 	}
 }
@@ -358,14 +365,14 @@ func TestYAMLErrorLine(t *testing.T) {
 func TestRelineYAML(t *testing.T) {
 	var v struct{ A []string }
 	err := goyaml.Unmarshal([]byte("\n\na: x\n"), &v)
-	if got, want := relineYAML(err, 5).Error(), "line 7: cannot unmarshal !!str `x` into []string"; got != want {
+	if got, want := relineYAML(err, yamlLines{data: []byte("\n\na: x\n"), base: 5}).Error(), "line 7: cannot unmarshal !!str `x` into []string"; got != want {
 		t.Errorf("relineYAML(base 5)=%q, want %q", got, want)
 	}
-	if got, want := relineYAML(err, 0).Error(), "cannot unmarshal !!str `x` into []string"; got != want {
+	if got, want := relineYAML(err, yamlLines{}).Error(), "cannot unmarshal !!str `x` into []string"; got != want {
 		t.Errorf("relineYAML(base 0)=%q, want %q", got, want)
 	}
 	plain := errors.New("plain")
-	if got := relineYAML(plain, 3); got != plain {
+	if got := relineYAML(plain, yamlLines{base: 3}); got != plain {
 		t.Errorf("relineYAML(plain)=%v, want it unchanged", got)
 	}
 }

@@ -64,9 +64,10 @@ func (m *merger) run(ctx context.Context, ordered <-chan *batch) error {
 var errCutList = errors.New("list item does not parse alone")
 
 func (m *merger) piece(p *piece) error {
-	if p.list != nil && p.fallback {
-		// The whole document decides: either it is malformed, or an item needs another (an alias to an anchor),
-		// and what was merged of the List so far cannot stand.
+	if p.list != nil && p.yaml && (p.fallback || p.err != nil) {
+		// The whole document decides: either it is malformed (maybe only in a later item: a List that does not
+		// parse has no items to blame, found by FuzzLoad, testdata/fuzz/FuzzLoad/4111520d9e43dabd), or an item
+		// needs another (an alias to an anchor), and what was merged of the List so far cannot stand.
 		whole := p.list.whole
 		m.conv.run(&whole)
 		if whole.err != nil {

@@ -65,8 +65,11 @@ func (c *converter) run(p *piece) {
 	case parseErr != nil && p.list != nil:
 		p.fallback = true
 	case parseErr != nil:
-		if line, msg, ok := yamlErrorLine(parseErr, p.base); ok {
+		lines := yamlLines{data: data, base: p.base}
+		if line, msg, ok := yamlErrorLine(parseErr, lines); ok {
 			p.err = &DocumentError{File: p.file, Line: line, Err: errors.New(msg)}
+		} else if line, ok := lines.badCharLine(parseErr); ok {
+			p.err = &DocumentError{File: p.file, Line: line, Err: parseErr}
 		} else {
 			p.err = &DocumentError{File: p.file, Line: p.line, Err: parseErr}
 		}

@@ -276,6 +276,27 @@ func TestLoadErrors(t *testing.T) {
 		line:    11,
 		msg:     "yaml: did not find expected node content",
 	}, {
+		// The List does not parse: its syntax error is reported, not the earlier null item, although that item
+		// parses alone (FuzzLoad, testdata/fuzz/FuzzLoad/4111520d9e43dabd).
+		name:    "syntax error in a List after a bad item",
+		file:    "list.yaml",
+		content: "apiVersion: v1\nkind: List\nitems:\n-\n- \"",
+		line:    5,
+		msg:     "yaml: found unexpected end of stream",
+	}, {
+		// go-yaml's reader names no line: the line of the first character it refuses is found.
+		name:    "a byte that is not UTF-8",
+		file:    "a.yaml",
+		content: saA + "---\napiVersion: v1\n# caf\xe9\nkind: ServiceAccount\n",
+		line:    8,
+		msg:     "yaml: invalid trailing UTF-8 octet",
+	}, {
+		name:    "a control character",
+		file:    "a.yaml",
+		content: "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\x07\n",
+		line:    4,
+		msg:     "yaml: control characters are not allowed",
+	}, {
 		name:    "bad item in a nested List",
 		file:    "list.yaml",
 		content: "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: Namespace\n",

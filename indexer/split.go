@@ -70,15 +70,25 @@ type listItem struct {
 // The cut is exact whenever every piece parses alone: a quoted scalar that spans a cut leaves the piece before
 // the cut unterminated, block and plain scalars cannot hold a less indented line, and an alias to an anchor of
 // another item does not resolve. The caller decodes the whole document instead when a piece does not parse.
+// An item with a line indented less than its content (the column after "- ") but more than its dash is not cut
+// either: in the List such a line ends the item's content, an error where nothing else may follow, while alone,
+// with its dash blanked, the item may parse (found by FuzzLoad, testdata/fuzz/FuzzLoad/7e6814e07fff4489). Nor is
+// a List with a comment between "items:" and its first item, which would be in no piece.
 func listItems(doc []byte, itemsOff int) (envelope []byte, items []listItem, dash int, ok bool) {
 	_, off := lineAt(doc, itemsOff)
 	line := bytes.Count(doc[:off], []byte("\n"))
 	indent, end, start := -1, len(doc), 0
+	content := -1 // the column of the current item's content; -1 until a line holds it
 	for ; off < len(doc); line++ {
 		lineEnd, next := lineAt(doc, off)
 		text := doc[off:lineEnd]
 		n := indentation(text)
 		if isBlankOrComment(text[n:]) {
+			if indent < 0 && len(bytes.Trim(text, " \r")) > 0 {
+				// A comment before the first item would be in no piece, and go-yaml rejects a comment too (one
+				// that is not UTF-8, or holds control characters; FuzzLoad, testdata/fuzz/FuzzLoad/de2b2fb8452202ff).
+				return nil, nil, 0, false
+			}
 			off = next
 			continue
 		}
@@ -96,12 +106,21 @@ func listItems(doc []byte, itemsOff int) (envelope []byte, items []listItem, das
 			end = off
 			break
 		}
-		if n == indent {
+		switch {
+		case n == indent:
 			if len(items) > 0 {
 				items[len(items)-1].data = doc[start:off]
 			}
 			items = append(items, listItem{line: line})
 			start = off
+			content = -1
+			if after := n + 1 + indentation(text[n+1:]); !isBlankOrComment(text[after:]) {
+				content = after
+			}
+		case content < 0:
+			content = n
+		case n < content:
+			return nil, nil, 0, false
 		}
 		off = next
 	}

@@ -102,6 +102,19 @@ func TestListItems(t *testing.T) {
 	}, {
 		name: "not a sequence entry at the entries' indentation",
 		doc:  "items:\n  - a: 1\n  b: 2\n",
+	}, {
+		// Between the dash and the content: an error in the List, but alone, dash blanked, go-yaml takes it
+		// (FuzzLoad, testdata/fuzz/FuzzLoad/7e6814e07fff4489).
+		name: "a line between an entry's dash and its content",
+		doc:  "kind: List\nitems:\n- 0: \n 00",
+	}, {
+		name: "the same after a dash alone on its line",
+		doc:  "kind: List\nitems:\n-\n   a: 1\n  b: 2\n",
+	}, {
+		// It would be in no piece, and go-yaml rejects comments that are not UTF-8
+		// (FuzzLoad, testdata/fuzz/FuzzLoad/de2b2fb8452202ff).
+		name: "a comment before the first entry",
+		doc:  "kind: List\nitems:\n# \xeb\n- a: 1\n",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

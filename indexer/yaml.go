@@ -1,10 +1,13 @@
 package indexer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v2"
 
@@ -89,7 +92,7 @@ func (a *anyDoc) typeItems(def typeMeta) {
 			sub.err = err
 		}
 		sub.set = true
-		sub.err = relineYAML(sub.err, 0)
+		sub.err = relineYAML(sub.err, yamlLines{})
 		*it = sub
 	}
 }
@@ -124,17 +127,17 @@ func (c *converter) decodeYAML(data []byte, base int, origin string, def typeMet
 	if !a.set && at == "" {
 		return nil, true, nil, nil
 	}
-	objs, err = c.buildYAML(&a, base, origin, at, nil)
+	objs, err = c.buildYAML(&a, yamlLines{data: data, base: base}, origin, at, nil)
 	return objs, false, nil, err
 }
 
 // buildYAML converts a decoded document and, for a List, its items, appending them to out.
-func (c *converter) buildYAML(a *anyDoc, base int, origin, at string, out []object) ([]object, error) {
+func (c *converter) buildYAML(a *anyDoc, lines yamlLines, origin, at string, out []object) ([]object, error) {
 	if !a.set {
 		return out, atPath(at, errors.New("expected an object, got null"))
 	}
 	if a.err != nil {
-		err := relineYAML(a.err, base)
+		err := relineYAML(a.err, lines)
 		if a.kind != "" {
 			err = fmt.Errorf("%s: %w", a.kind, err)
 		}
@@ -147,7 +150,7 @@ func (c *converter) buildYAML(a *anyDoc, base int, origin, at string, out []obje
 	if a.list {
 		for i := range a.items {
 			var err error
-			if out, err = c.buildYAML(&a.items[i], base, origin, itemPath(at, i), out); err != nil {
+			if out, err = c.buildYAML(&a.items[i], lines, origin, itemPath(at, i), out); err != nil {
 				return out, err
 			}
 		}
@@ -178,29 +181,89 @@ func yamlListType(envelope []byte) (def typeMeta, ok bool) {
 	return t.itemDefaults(), true
 }
 
+// yamlLines places the lines go-yaml reports for a text in the file the text was cut from: the text's first line
+// is line base of the file. A zero yamlLines (base 0) places nothing: the text was made by kiem.
+type yamlLines struct {
+	data []byte
+	base int
+}
+
+// fileLine returns the file's line of go-yaml's line n (counted from 1 at the text's first line). go-yaml breaks
+// lines at CR, LF, CRLF, NEL, LS and PS, while a file's lines, as editors, kubectl's document splitter and
+// splitYAML count them, end at LF only; and go-yaml reports an error at the end of the stream on the line after
+// the text's last line break, which a text without a final one does not have. A line past the text is the line
+// after its final LF, or its last line when it has none.
+func (l yamlLines) fileLine(n int) int {
+	lf := 0
+	for i := 0; i < len(l.data) && n > 1; {
+		switch c := l.data[i]; {
+		case c == '\r' && i+1 < len(l.data) && l.data[i+1] == '\n':
+			i, lf, n = i+2, lf+1, n-1
+		case c == '\n':
+			i, lf, n = i+1, lf+1, n-1
+		case c == '\r':
+			i, n = i+1, n-1
+		case c == 0xC2 && i+1 < len(l.data) && l.data[i+1] == 0x85: // NEL
+			i, n = i+2, n-1
+		case c == 0xE2 && i+2 < len(l.data) && l.data[i+1] == 0x80 && (l.data[i+2] == 0xA8 || l.data[i+2] == 0xA9): // LS, PS
+			i, n = i+3, n-1
+		default:
+			i++
+		}
+	}
+	return l.base + lf
+}
+
+// readerErrors are the messages of go-yaml's reader, which checks the characters of the input before they are
+// scanned and names no line.
+var readerErrors = []string{"yaml: invalid leading UTF-8 octet", "yaml: incomplete UTF-8 octet sequence",
+	"yaml: invalid trailing UTF-8 octet", "yaml: invalid length of a UTF-8 sequence", "yaml: invalid Unicode character",
+	"yaml: control characters are not allowed"}
+
+// badCharLine places an error of go-yaml's reader: the file's line of the text's first character that is not
+// UTF-8 or that YAML does not allow (a control character, a surrogate, U+FFFE, U+FFFF). ok is false for any
+// other error, or when no such character is found.
+func (l yamlLines) badCharLine(err error) (line int, ok bool) {
+	if !slices.Contains(readerErrors, err.Error()) {
+		return 0, false
+	}
+	for i := 0; i < len(l.data); {
+		r, size := utf8.DecodeRune(l.data[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+		case r == 0x09, r == 0x0A, r == 0x0D, r >= 0x20 && r <= 0x7E, r == 0x85, r >= 0xA0 && r <= 0xD7FF,
+			r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+			i += size
+			continue
+		}
+		return l.base + bytes.Count(l.data[:i], []byte("\n")), true
+	}
+	return 0, false
+}
+
 // relineYAML turns a go-yaml type error, whose "line N" counts from the first line it was given, into an error
-// naming line base+N-1 of the file; base 0 drops the line. go-yaml reports all the fields it could not decode:
-// the first is enough.
-func relineYAML(err error, base int) error {
+// naming that line of the file (see yamlLines); a zero lines drops the line. go-yaml reports all the fields it
+// could not decode: the first is enough.
+func relineYAML(err error, lines yamlLines) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
 		return err
 	}
 	msg := te.Errors[0]
 	if n, rest, ok := cutLine(msg); ok {
-		if base == 0 {
+		if lines.base == 0 {
 			return errors.New(rest)
 		}
-		return fmt.Errorf("line %d: %s", base+n-1, rest)
+		return fmt.Errorf("line %d: %s", lines.fileLine(n), rest)
 	}
 	return errors.New(msg)
 }
 
 // yamlErrorLine finds the line a go-yaml syntax error names ("yaml: line 7: …", counted from the first line it
-// was given) and returns the file's line and the message without it. go-yaml has no typed syntax error, so its
-// message is the only source. It counts the lines of scanner errors from 1 but those of parser errors from 0
-// (go-yaml v2's fail), so the latter, told apart by their fixed messages, are moved down one line.
-func yamlErrorLine(err error, base int) (line int, msg string, ok bool) {
+// was given) and returns the file's line (see yamlLines) and the message without it. go-yaml has no typed syntax
+// error, so its message is the only source. It counts the lines of scanner errors from 1 but those of parser
+// errors from 0 (go-yaml v2's fail), so the latter, told apart by their fixed messages, are moved down one line.
+func yamlErrorLine(err error, lines yamlLines) (line int, msg string, ok bool) {
 	rest, found := strings.CutPrefix(err.Error(), "yaml: ")
 	if !found {
 		return 0, "", false
@@ -216,7 +279,7 @@ func yamlErrorLine(err error, base int) (line int, msg string, ok bool) {
 		"found incompatible YAML document", "found undefined tag handle":
 		n++
 	}
-	return base + n - 1, "yaml: " + msg, true
+	return lines.fileLine(n), "yaml: " + msg, true
 }
 
 // cutLine splits "line N: message".

@@ -71,7 +71,7 @@ Every query command reads RBAC objects from --snapshot (YAML or JSON files or di
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
-	root.AddCommand(newCanICmd(s), newWhoCanCmd(s), newPermissionsCmd(s), newGenerateCmd(s), newServeCmd(s), newHistoryCmd(s), newExportCmd(s),
+	root.AddCommand(newCanICmd(s), newWhoCanCmd(s), newPermissionsCmd(s), newGenerateCmd(s), newServeCmd(s), newHistoryCmd(s), newExportCmd(s), newBackupCmd(s), newRestoreCmd(s),
 		newScanCmd(s), newDiffCmd(s))
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,7 @@ type serveFlags struct {
 	logLevel    string
 	secrets     bool
 	api         apiFlags
+	tls         tlsFlags
 	findings    findingsFlags
 	filters     string
 }
@@ -87,10 +89,17 @@ Authentication (every GraphQL operation needs it; see docs/auth.md):
                        graph.kiem.io decides the role (get: viewer, update: admin); for running in a cluster
   (neither)            on a loopback address kiem makes a random admin token and prints it; elsewhere it refuses
   --insecure-no-auth   no authentication at all; refused unless --listen is a loopback address
-Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_init. Tokens never go in URLs.`,
+Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_init. Tokens never go in URLs.
+
+TLS: with --tls-cert-file and --tls-key-file (PEM; the certificate file may hold the chain after the leaf) kiem
+serves HTTPS only, TLS 1.2 or newer, and re-reads both files within seconds when they change (a renewed or
+rotated certificate needs no restart; a pair that fails to load is logged and the previous one kept). Without
+them kiem serves plain HTTP: on anything but loopback, put TLS in front of it (these flags, or a proxy), since
+bearer tokens travel in every request.`,
 		Example: `  kiem serve --demo
   kiem serve --kubeconfig ~/.kube/config --context prod --cluster-name prod --retention 90d
-  kiem serve --snapshot ./manifests --data-dir /var/lib/kiem`,
+  kiem serve --snapshot ./manifests --data-dir /var/lib/kiem
+  kiem serve --listen 0.0.0.0:8443 --token-file tokens.csv --tls-cert-file tls.crt --tls-key-file tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runServe(cmd.Context(), s, &f) },
 	}
@@ -118,6 +127,8 @@ Requests carry 'Authorization: Bearer TOKEN'; websockets send it in connection_i
 	fl.IntVar(&f.api.maxDepth, "max-query-depth", gql.DefaultMaxDepth, "deepest GraphQL selection allowed")
 	fl.IntVar(&f.api.maxCost, "max-query-cost", gql.DefaultMaxCost, "costliest GraphQL operation allowed (page sizes multiply)")
 	fl.DurationVar(&f.api.timeout, "request-timeout", gql.DefaultTimeout, "longest a query or mutation may run")
+	fl.StringVar(&f.tls.certFile, "tls-cert-file", "", "PEM certificate (chain) to serve HTTPS with, instead of HTTP; needs --tls-key-file; re-read when it changes")
+	fl.StringVar(&f.tls.keyFile, "tls-key-file", "", "PEM private key of --tls-cert-file; re-read when it changes")
 	return cmd
 }
 
@@ -146,6 +157,17 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	}
 	if f.src.demo && len(f.src.snapshots) > 0 {
 		return errors.New("--demo and --snapshot exclude each other")
+	}
+	if err := f.tls.check(); err != nil {
+		return err
+	}
+	var certs *certWatcher
+	if f.tls.enabled() {
+		if certs, err = loadCertWatcher(f.tls.certFile, f.tls.keyFile, log.With("component", "tls")); err != nil {
+			return err
+		}
+	} else if !auth.IsLoopback(f.listen) {
+		log.Warn("serving plain HTTP on a non-loopback address: bearer tokens cross the network in clear unless a proxy in front terminates TLS; see --tls-cert-file", "listen", f.listen)
 	}
 	dir := f.dataDir
 	if dir == "" && f.src.demo {
@@ -184,11 +206,17 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 		return err
 	}
 	srv := &server{log: log, graph: g, ready: make(chan struct{}), auth: authn, publicMetrics: f.api.publicMetrics}
+	if certs != nil {
+		srv.tls = certs.config()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The token file watcher and the findings tracker run until ctx ends; Close waits for them.
+	// The token file and certificate watchers and the findings tracker run until ctx ends; Close waits for them.
 	var watchers sync.WaitGroup
 	defer func() { cancel(); watchers.Wait() }()
+	if certs != nil {
+		watchers.Go(func() { certs.Run(ctx, certPollInterval) })
+	}
 	fs, err := startFindings(ctx, log, g, &f.findings, dir, &watchers)
 	if err != nil {
 		return err
@@ -220,8 +248,9 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 		})
 	}
 
-	log.Info("kiem serving", "url", "http://"+ln.Addr().String(), "data-dir", dir, "revision", g.Head())
-	announce(s.err, ln.Addr().String())
+	base := f.tls.scheme() + "://" + ln.Addr().String()
+	log.Info("kiem serving", "url", base, "data-dir", dir, "revision", g.Head())
+	announce(s.err, base)
 	var indexErr error
 	switch {
 	case f.src.demo:
@@ -242,7 +271,7 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 		return indexErr
 	}
 	if indexErr == nil && !liveCluster {
-		fmt.Fprintf(s.err, "kiem: %s indexed at revision %d; serving on http://%s (Ctrl-C to stop)\n", sourceName(f), g.Head(), ln.Addr())
+		fmt.Fprintf(s.err, "kiem: %s indexed at revision %d; serving on %s (Ctrl-C to stop)\n", sourceName(f), g.Head(), base)
 	}
 	select {
 	case <-ctx.Done():
@@ -407,6 +436,7 @@ type server struct {
 	auth          auth.Authenticator
 	publicMetrics bool
 	findings      *queries.Tracker
+	tls           *tls.Config // nil: plain HTTP
 }
 
 func (s *server) isReady() bool {
@@ -444,15 +474,24 @@ func (s *server) handler() http.Handler {
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("/graphql", s.api)
 	// The console: its assets need no token (they hold no data); everything it shows comes through /graphql.
+	mux.Handle("GET /backup", auth.Middleware(s.auth, s.log, backupHandler(s.graph.Store(), s.log.With("component", "backup"))))
 	mux.Handle("/", ui.Handler())
 	return mux
 }
 
-// serveHTTP serves until ctx ends, then shuts down gracefully.
+// serveHTTP serves until ctx ends, then shuts down gracefully. With s.tls it serves HTTPS only (HTTP/2 and
+// HTTP/1.1; websockets use HTTP/1.1).
 func (s *server) serveHTTP(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.tls,
+		ErrorLog: httpErrorLog(s.log.With("component", "http"))}
 	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ln) }()
+	go func() {
+		if s.tls != nil {
+			done <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		done <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-done:
 		return fmt.Errorf("http: %w", err)

@@ -31,9 +31,9 @@ func sourceKind(f *serveFlags) string {
 }
 
 // authenticator builds the authentication the flags ask for. Without any, kiem makes a random admin token when
-// it listens on loopback only (announce prints it), and refuses to start otherwise: data about who can reach
-// what is never served to anyone who asks.
-func authenticator(ctx context.Context, log *slog.Logger, f *serveFlags) (auth.Authenticator, func(w io.Writer, addr string), error) {
+// it listens on loopback only (announce prints it, with the base URL "http(s)://host:port"), and refuses to start
+// otherwise: data about who can reach what is never served to anyone who asks.
+func authenticator(ctx context.Context, log *slog.Logger, f *serveFlags) (auth.Authenticator, func(w io.Writer, base string), error) {
 	quiet := func(io.Writer, string) {}
 	loopback := auth.IsLoopback(f.listen)
 	a := &f.api
@@ -43,8 +43,8 @@ func authenticator(ctx context.Context, log *slog.Logger, f *serveFlags) (auth.A
 	case a.insecureNoAuth && !loopback:
 		return nil, nil, fmt.Errorf("--insecure-no-auth is refused on %s: serve without authentication on a loopback address only", f.listen)
 	case a.insecureNoAuth:
-		return auth.Anonymous{}, func(w io.Writer, addr string) {
-			fmt.Fprintf(w, "kiem: WARNING: serving without authentication (--insecure-no-auth) on http://%s\n", addr)
+		return auth.Anonymous{}, func(w io.Writer, base string) {
+			fmt.Fprintf(w, "kiem: WARNING: serving without authentication (--insecure-no-auth) on %s\n", base)
 		}, nil
 	}
 	switch a.authMode {
@@ -83,9 +83,9 @@ func authenticator(ctx context.Context, log *slog.Logger, f *serveFlags) (auth.A
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, func(w io.Writer, addr string) {
-		fmt.Fprintf(w, "kiem: console at http://%s/ (sign in with the token below); GraphQL API at http://%s/graphql\n"+
-			"kiem: admin token (valid until kiem stops; send it as 'Authorization: Bearer TOKEN'):\n\n    %s\n\n", addr, addr, token)
+	return st, func(w io.Writer, base string) {
+		fmt.Fprintf(w, "kiem: console at %s/ (sign in with the token below); GraphQL API at %s/graphql\n"+
+			"kiem: admin token (valid until kiem stops; send it as 'Authorization: Bearer TOKEN'):\n\n    %s\n\n", base, base, token)
 	}, nil
 }
 

@@ -131,15 +131,7 @@ func TestServeDemoThenHistory(t *testing.T) {
 	if code, body := post(t, "http://"+addr+"/graphql", token, `mutation { reload { revision changes } }`); code != 200 || !strings.Contains(body, `"changes":0`) {
 		t.Fatalf("reload = %d %s", code, body)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exited %d:\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after its context ended")
-	}
+	stopServe(t, cancel, done, &stderr)
 
 	// The stopped store answers history, diff and export; a second demo run does not replay into it.
 	r := kiem(t, "", "history", "--data-dir", dir, "-o", "json")
@@ -169,6 +161,20 @@ func TestServeDemoThenHistory(t *testing.T) {
 	}
 	if r := kiem(t, "", "history", "diff", "5", "x", "--data-dir", dir); r.code != 2 {
 		t.Fatalf("history diff with a bad revision: code %d", r.code)
+	}
+}
+
+// stopServe cancels a `kiem serve` run started with run() in a goroutine and waits for it to exit cleanly.
+func stopServe(t *testing.T, cancel context.CancelFunc, done <-chan int, stderr *testutil.Buffer) {
+	t.Helper()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context ended")
 	}
 }
 

@@ -186,10 +186,17 @@ func TestStoreAndFile(t *testing.T) {
 		{"- id: x\n  name: x\n  target: findings\n  expresion: 'true'\n", ":4: unknown field \"expresion\""},
 		{"- id: x\n  name: x\n  target: findings\n  expression: finding.sevrity == ''\n", ":1: invalid filter: filter x: expression"},
 		{"- id: x\n  name: x\n  target: findings\n  expression: 'true'\n- id: x\n  name: y\n  target: findings\n  expression: 'true'\n", ":5: filter x already declared at line 1"},
+		{"- id: x\n  name: x: y\n  target: findings\n", ":2: mapping values are not allowed in this context"},
+		{"filters: {id: x}\n", ":1: want a list of filters"},
+		{"- id: x\n  name: {a: b}\n", ":1: unmarshal errors:\n  line 2: cannot unmarshal !!map into string"},
 	} {
 		write(tc.file)
-		if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), path+tc.want) {
-			t.Errorf("ReadFile(%q) = %v, want %q", tc.file, err, path+tc.want)
+		// Whatever is wrong with the file's content, the error is an ErrInvalid, like a filter saved through the API.
+		if _, err := ReadFile(path); err == nil || !strings.HasPrefix(err.Error(), path+tc.want) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("ReadFile(%q) = %v, want %q and an ErrInvalid", tc.file, err, path+tc.want)
 		}
+	}
+	if _, err := ReadFile(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrInvalid) {
+		t.Errorf("ReadFile(missing) = %v, want a not-exist error, not an ErrInvalid", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,15 +94,24 @@ func List(ctx context.Context, st Store) ([]Filter, error) {
 }
 
 // ReadFile reads filters declared in a YAML file (a list, or {filters: [...]}) for GitOps. Every filter is
-// validated; errors name the file and the line.
+// validated; errors about the file's content name the file and the line, and wrap ErrInvalid.
 func ReadFile(path string) ([]Filter, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	bad := func(line int, format string, a ...any) error {
+		return &fileError{path: path, line: line, msg: fmt.Sprintf(format, a...)}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		e := &fileError{path: path, msg: strings.TrimPrefix(err.Error(), "yaml: "), err: err}
+		if n, rest, ok := strings.Cut(strings.TrimPrefix(e.msg, "line "), ": "); ok && strings.HasPrefix(e.msg, "line ") {
+			if line, err := strconv.Atoi(n); err == nil && line > 0 {
+				e.line, e.msg = line, rest
+			}
+		}
+		return nil, e
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -113,39 +123,62 @@ func ReadFile(path string) ([]Filter, error) {
 			if k := doc.Content[0].Content[i]; k.Value == "filters" {
 				list = doc.Content[0].Content[i+1]
 			} else {
-				return nil, fmt.Errorf("%s:%d: unknown field %q (want filters)", path, k.Line, k.Value)
+				return nil, bad(k.Line, "unknown field %q (want filters)", k.Value)
 			}
 		}
 	}
 	if list == nil || list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%s:%d: want a list of filters", path, doc.Content[0].Line)
+		return nil, bad(doc.Content[0].Line, "want a list of filters")
 	}
 	var out []Filter
 	seen := map[string]int{}
 	for _, n := range list.Content {
 		if n.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("%s:%d: want a filter (a mapping)", path, n.Line)
+			return nil, bad(n.Line, "want a filter (a mapping)")
 		}
 		for i := 0; i < len(n.Content); i += 2 {
 			if k := n.Content[i]; !slices.Contains(fileFields, k.Value) {
-				return nil, fmt.Errorf("%s:%d: unknown field %q (one of %s)", path, k.Line, k.Value, strings.Join(fileFields, ", "))
+				return nil, bad(k.Line, "unknown field %q (one of %s)", k.Value, strings.Join(fileFields, ", "))
 			}
 		}
 		var f Filter
 		if err := n.Decode(&f); err != nil {
-			return nil, fmt.Errorf("%s:%d: %s", path, n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, bad(n.Line, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		if line, dup := seen[f.ID]; dup {
-			return nil, fmt.Errorf("%s:%d: filter %s already declared at line %d", path, n.Line, f.ID, line)
+			return nil, bad(n.Line, "filter %s already declared at line %d", f.ID, line)
 		}
 		seen[f.ID] = n.Line
 		if _, err := Compile(f); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n.Line, err)
+			return nil, &fileError{path: path, line: n.Line, msg: err.Error(), err: err}
 		}
 		f.Source = path
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// fileError is what is wrong with a filters file, and where: "path:line: message", or "path: message" when the
+// YAML parser gives no line. It wraps ErrInvalid (and err, when there is one).
+type fileError struct {
+	path string
+	line int
+	msg  string
+	err  error
+}
+
+func (e *fileError) Error() string {
+	if e.line == 0 {
+		return e.path + ": " + e.msg
+	}
+	return e.path + ":" + strconv.Itoa(e.line) + ": " + e.msg
+}
+
+func (e *fileError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrInvalid}
+	}
+	return []error{ErrInvalid, e.err}
 }
 
 // fileFields are the fields a filter file may set.

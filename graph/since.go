@@ -89,8 +89,17 @@ func (l *Live) GrantSince(ctx context.Context, rev Revision, path GrantPath) (Gr
 	}
 	var via []ObjectRef
 	if path.AggregatedFrom != nil {
+		// The snapshot is needed only for nested aggregation; read it once, when it is.
+		var snap *Snapshot
+		at := func() (*Snapshot, error) {
+			var err error
+			if snap == nil {
+				snap, err = l.At(ctx, rev)
+			}
+			return snap, err
+		}
 		var err error
-		if via, err = l.aggregationChain(ctx, rev, *path.AggregatedFrom, path.Rule, map[string]bool{}); err != nil {
+		if via, err = l.aggregationChain(ctx, at, rev, *path.AggregatedFrom, path.Rule, map[string]bool{}); err != nil {
 			return GrantSince{}, fmt.Errorf("grant since: %w", err)
 		}
 	}
@@ -98,8 +107,8 @@ func (l *Live) GrantSince(ctx context.Context, rev Revision, path GrantPath) (Gr
 }
 
 // aggregationChain returns the ClusterRoles from `from` down to one whose own (stored) rules hold rule, each
-// aggregating the next, as of rev.
-func (l *Live) aggregationChain(ctx context.Context, rev Revision, from ObjectRef, rule *rbacv1.PolicyRule, seen map[string]bool) ([]ObjectRef, error) {
+// aggregating the next, as of rev (at returns the snapshot of rev).
+func (l *Live) aggregationChain(ctx context.Context, at func() (*Snapshot, error), rev Revision, from ObjectRef, rule *rbacv1.PolicyRule, seen map[string]bool) ([]ObjectRef, error) {
 	if seen[from.Name] {
 		return nil, nil
 	}
@@ -114,12 +123,12 @@ func (l *Live) aggregationChain(ctx context.Context, rev Revision, from ObjectRe
 	if r, ok := o.(*Role); !ok || r.AggregationRule == nil {
 		return nil, nil
 	}
-	snap, err := l.At(ctx, rev)
+	snap, err := at()
 	if err != nil {
 		return nil, err
 	}
 	for _, next := range snap.AggregatedFrom(from.Name) {
-		chain, err := l.aggregationChain(ctx, rev, next, rule, seen)
+		chain, err := l.aggregationChain(ctx, at, rev, next, rule, seen)
 		if err != nil {
 			return nil, err
 		}

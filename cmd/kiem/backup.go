@@ -91,7 +91,8 @@ func backupFromServer(ctx context.Context, s streams, server, tokenFile, caFile,
 	if token == "" {
 		return errors.New("--server needs an admin token: --token-file FILE or $KIEM_TOKEN")
 	}
-	client := &http.Client{Timeout: 0, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// No client timeout: a backup of a large store streams for as long as it takes; ctx bounds it.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

@@ -11,7 +11,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Pinned like staticcheck: helm v3.22.0 renders the chart (deploy/helm/kiem) into deploy/manifests, no go.mod entry.
 HELM        := $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
 
-.PHONY: all build test test-unit test-oracle test-ui ui ui-deps prereq-ui kube-binaries lint fmt prereq bench bench-ui generate gqlgen check-generated clean docs
+.PHONY: all build test test-unit test-load soak image test-image bench-scale test-oracle test-ui ui ui-deps prereq-ui kube-binaries lint fmt prereq bench bench-ui generate gqlgen check-generated clean docs
 
 all: build
 
@@ -26,9 +26,9 @@ prereq:
 	   echo "make: Go $(GO_MIN) or newer is required, found $$v" >&2; exit 1; fi
 	@command -v git >/dev/null || { echo "make: git is required" >&2; exit 1; }
 
-## test: everything CI runs: lint, the main module's tests with -race, the differential oracle, and the console in
-## a real browser.
-test: prereq prereq-ui lint kube-binaries test-unit fuzz test-oracle test-ui
+## test: everything CI runs: lint, the main module's tests with -race, fuzzing, the load-and-faults test, the
+## differential oracle, and the console in a real browser.
+test: prereq prereq-ui lint kube-binaries test-unit fuzz test-load test-image test-oracle test-ui
 
 ## prereq-ui: the console's build and browser tests need Node.js 18+, npm and Debian's chromium (never a
 ## downloaded browser). KIEM_CHROMIUM points elsewhere.
@@ -54,9 +54,27 @@ test-ui: ui-deps build
 	cd ui && node_modules/.bin/tsc --noEmit -p .
 	cd ui && KIEM_BIN=$(CURDIR)/bin/kiem KIEM_CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 e2e/
 
-## test-unit needs the binaries: tests that start a cluster (internal/kubetest) run in `go test ./...`.
+## test-unit needs the binaries: tests that start a cluster (internal/kubetest) run in `go test ./...`. The load
+## test (e2e/load) runs on its own in test-load, without -race: it measures a normal build of kiem.
 test-unit: kube-binaries
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/e2e/load$$')
+
+## test-load: the real kiem against a synthetic cluster making 1,000 changes/s for LOAD_DURATION, with 50 GraphQL
+## clients and faults (watches cut, history compacted, kill -9 and restart); asserts no errors, bounded memory and
+## no lost revision, and prints its figures. See docs/operations.md for the soak run.
+LOAD_DURATION ?= 60s
+test-load: prereq build
+	$(GO) test -count=1 -v -timeout 20m -run '^TestLoadAndFaults$$' ./e2e/load/ \
+	  -args -load.kiem=$(CURDIR)/bin/kiem -load.duration=$(LOAD_DURATION)
+
+## soak: the load test for hours, not in CI, keeping kiem's store and log in bin/soak, e.g.
+## `make soak SOAK_DURATION=8h SOAK_RATE=2000`.
+SOAK_DURATION ?= 2h
+SOAK_RATE     ?= 1000
+soak: prereq build
+	rm -rf bin/soak
+	$(GO) test -count=1 -v -timeout 0 -run '^TestLoadAndFaults$$' ./e2e/load/ \
+	  -args -load.kiem=$(CURDIR)/bin/kiem -load.duration=$(SOAK_DURATION) -load.rate=$(SOAK_RATE) -load.keep=$(CURDIR)/bin/soak
 
 .PHONY: fuzz
 
@@ -70,6 +88,26 @@ fuzz: prereq
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./queries/filters/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./queries/filters/
 	$(GO) test -run '^$$' -fuzz '^FuzzGraphQL$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./gql/
+
+## image: kiem's container image without a daemon (hack/image): a static linux/$(IMAGE_ARCH) kiem in
+## bin/kiem-linux-$(IMAGE_ARCH), then bin/kiem-image.tar (IMAGE_FORMAT=docker: docker load, crane push;
+## oci: skopeo copy oci-archive:). Reproducible: file times are the last commit's. For a release, set
+## IMAGE_VERSION to the chart's appVersion (e.g. 0.1.0, no "v"). See docs/install.md.
+IMAGE_REPO    ?= ghcr.io/kiem-io/kiem
+IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_ARCH    ?= amd64
+IMAGE_FORMAT  ?= docker
+image: prereq
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '-s -w' -o bin/kiem-linux-$(IMAGE_ARCH) ./cmd/kiem
+	cd hack/image && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run . \
+	  -binary $(CURDIR)/bin/kiem-linux-$(IMAGE_ARCH) -platform linux/$(IMAGE_ARCH) \
+	  -version $(IMAGE_VERSION) -tag $(IMAGE_REPO):$(IMAGE_VERSION) -revision $$(git rev-parse HEAD) \
+	  -format $(IMAGE_FORMAT) -o $(CURDIR)/bin/kiem-image.tar
+
+## test-image: the image builder's tests (hack/image, its own module): builds kiem and its image in both formats,
+## checks config and layer, pushes both to an in-process registry, runs the image's /kiem --help. ~10 s warm.
+test-image: prereq
+	cd hack/image && $(GO) test -count=1 ./...
 
 ## kube-binaries: etcd, kube-apiserver and kube-controller-manager v1.33.13 for internal/kubetest, built from the
 ## Go module proxy into ~/.cache/kiem/kube (KIEM_KUBE_BIN_DIR overrides). ~8-10 min cold, instant once cached.
@@ -119,6 +157,8 @@ lint: prereq check-generated check-manifests
 	$(STATICCHECK) ./...
 	cd $(ORACLE_DIR) && $(GO) vet ./...
 	cd $(ORACLE_DIR) && $(STATICCHECK) ./...
+	cd hack/image && $(GO) vet ./...
+	cd hack/image && $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files -co --exclude-standard '*.go')
@@ -131,6 +171,15 @@ bench: prereq
 	$(GO) test -run '^$$' -bench 'Store(CommitL|ObjectsL|History)' -benchtime $(BENCH_TIME) -timeout 60m ./graph/
 	$(GO) test -run '^$$' -bench 'StoreCommitSmall' -benchtime 5s -timeout 60m ./graph/
 	$(MAKE) bench-ui
+
+## bench-scale: every figure of ARCHITECTURE §8 on L and 2×L in one table with the machine's description, printed
+## and saved to bin/bench-scale.md. About 9 minutes on 2 idle cores; 2×L needs about 20 GiB of RAM and is skipped,
+## saying why, on a machine with less (SCALE_SIZES=1 measures L alone).
+SCALE_SIZES ?= 1,2
+bench-scale: prereq
+	@mkdir -p bin
+	$(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./internal/perf/ \
+	  -args -scale.sizes=$(SCALE_SIZES) -scale.out=$(CURDIR)/bin/bench-scale.md
 
 ## bench-ui: the explorer's time to lay out and render 5,000 nodes, and its frame time while panning.
 bench-ui: ui-deps build

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -236,31 +237,9 @@ func warnText(ws []graph.Warning) []string {
 // later snapshot, against a diff of both revisions materialised from the store.
 func TestLiveDiffEqualsMaterialised(t *testing.T) {
 	ctx := context.Background()
-	st, err := graph.OpenStore(ctx, graph.StoreOptions{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	l, err := graph.OpenLive(ctx, st, graph.SnapshotOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := rand.New(rand.NewPCG(4, 4))
-	objs := workload.Generate(nil, workload.Spec{Namespaces: 5, ServiceAccounts: 30, Roles: 15, RoleBindings: 50, ClusterRoles: 25,
-		ClusterRoleBindings: 15, Users: 12, Groups: 5, Pods: 20}, 4)
-	revs := []graph.Revision{0}
-	rev, err := l.Commit(ctx, "test", graph.ReconcileChanges(l.Current(), objs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	revs = append(revs, rev)
-	for range 12 {
-		rev, err := l.Commit(ctx, "test", randomChanges(r, l.Current().Objects(), 1+r.IntN(5)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		revs = append(revs, rev)
-	}
+	st, l, revs := liveWithHistory(t, r, 4, 12, 5)
+	revs = append([]graph.Revision{0}, revs...)
 	for range 20 {
 		i := r.IntN(len(revs) - 1)
 		j := i + 1 + r.IntN(len(revs)-1-i)
@@ -311,4 +290,81 @@ func deltaText(d graph.Diff) []string {
 		}
 	}
 	return out
+}
+
+// TestLiveAtPastEqualsStore checks that a past revision At makes from the head (by undoing the changes since)
+// answers exactly as one built from the store's state at that revision, and that concurrent requests for one
+// revision share one snapshot.
+func TestLiveAtPastEqualsStore(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(9, 9))
+	st, l, revs := liveWithHistory(t, r, 9, 15, 6)
+	for _, rev := range revs[:len(revs)-1] {
+		got, err := l.At(ctx, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := st.Objects(ctx, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := compareSnapshots(r, got, graph.NewSnapshot(o)); diff != "" {
+			t.Fatalf("At(%d) differs from the store's state at that revision:\n%s", rev, diff)
+		}
+	}
+
+	// Eight requests at once for a revision not cached: one snapshot for all.
+	past := revs[1]
+	for range 5 { // push it out of the cache of past snapshots
+		if _, err := l.At(ctx, revs[2+r.IntN(len(revs)-3)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snaps := make([]*graph.Snapshot, 8)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range snaps {
+		wg.Go(func() { snaps[i], errs[i] = l.At(ctx, past) })
+	}
+	wg.Wait()
+	for i := range snaps {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if snaps[i] != snaps[0] {
+			t.Errorf("request %d got a snapshot of its own: concurrent requests must share one", i)
+		}
+	}
+}
+
+// liveWithHistory returns a live graph on an in-memory store holding a small generated cluster (seed) and then
+// batches revisions of up to maxBatch random changes, with the revisions committed, oldest first.
+func liveWithHistory(t *testing.T, r *rand.Rand, seed int64, batches, maxBatch int) (*graph.Store, *graph.Live, []graph.Revision) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := graph.OpenStore(ctx, graph.StoreOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := graph.OpenLive(ctx, st, graph.SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := workload.Generate(nil, workload.Spec{Namespaces: 5, ServiceAccounts: 30, Roles: 15, RoleBindings: 50, ClusterRoles: 25,
+		ClusterRoleBindings: 15, Users: 12, Groups: 5, Pods: 20}, seed)
+	var revs []graph.Revision
+	rev, err := l.Commit(ctx, "test", graph.ReconcileChanges(l.Current(), objs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs = append(revs, rev)
+	for range batches {
+		rev, err := l.Commit(ctx, "test", randomChanges(r, l.Current().Objects(), 1+r.IntN(maxBatch)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	return st, l, revs
 }

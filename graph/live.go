@@ -22,8 +22,16 @@ type Live struct {
 	// a queue per subscriber that a slow one could fill.
 	updated atomic.Pointer[chan struct{}]
 
-	cacheMu sync.Mutex
-	cache   []cachedSnapshot // most recently used last
+	cacheMu  sync.Mutex
+	cache    []cachedSnapshot        // most recently used last
+	building map[Revision]*pastBuild // past snapshots being made, so that concurrent requests make each once
+}
+
+// pastBuild is a past snapshot being made; done closes when snap or err is set.
+type pastBuild struct {
+	done chan struct{}
+	snap *Snapshot
+	err  error
 }
 
 type liveHead struct {
@@ -38,6 +46,11 @@ type cachedSnapshot struct {
 
 // pastSnapshots is how many past revisions Live keeps materialised.
 const pastSnapshots = 4
+
+// deriveLimit is the number of objects changed since a past revision up to which At makes its snapshot by undoing
+// those changes on the head's, rather than reading the whole state from the store: undoing costs what the
+// changes cost, reading what the cluster costs (about 1 s on workload L).
+const deriveLimit = 20_000
 
 // OpenLive loads the store's head revision into memory. opts says how snapshots read aggregated ClusterRoles (a
 // live cluster's are taken as the API holds them; files are recomputed); it must be the same for the life of a
@@ -103,6 +116,10 @@ func (l *Live) CommitAt(ctx context.Context, source string, wall time.Time, chan
 
 // At returns the snapshot of revision rev: the head's without I/O, a past one from the store (cached).
 // Returns ErrRevisionGone below the retention horizon and ErrFutureRevision above the head.
+//
+// A past revision is made once however many requests ask for it at a time (the others wait for it), and a
+// recent one is made from the head by undoing what changed since, so that time travel and diffs near the head
+// stay cheap under load, where each would otherwise read and index the whole state.
 func (l *Live) At(ctx context.Context, rev Revision) (*Snapshot, error) {
 	head := l.cur.Load()
 	if rev == head.rev {
@@ -116,22 +133,57 @@ func (l *Live) At(ctx context.Context, rev Revision) (*Snapshot, error) {
 			return c.snap, nil
 		}
 	}
+	b, making := l.building[rev]
+	if !making {
+		b = &pastBuild{done: make(chan struct{})}
+		if l.building == nil {
+			l.building = map[Revision]*pastBuild{}
+		}
+		l.building[rev] = b
+	}
 	l.cacheMu.Unlock()
+	if making {
+		select {
+		case <-b.done:
+			return b.snap, b.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	// Made for every request waiting on it: one requester giving up must not fail the others.
+	b.snap, b.err = l.makePast(context.WithoutCancel(ctx), rev, head)
+	l.cacheMu.Lock()
+	delete(l.building, rev)
+	if b.err == nil {
+		l.cache = append(l.cache, cachedSnapshot{rev, b.snap})
+		if len(l.cache) > pastSnapshots {
+			l.cache = l.cache[1:]
+		}
+	}
+	l.cacheMu.Unlock()
+	close(b.done)
+	return b.snap, b.err
+}
+
+// makePast makes the snapshot of a revision other than head's.
+func (l *Live) makePast(ctx context.Context, rev Revision, head *liveHead) (*Snapshot, error) {
 	if rev == 0 {
 		return NewSnapshotWith(&Objects{}, l.opts), nil
+	}
+	if rev < head.rev && rev >= l.store.Horizon() {
+		objects, err := l.ObjectChanges(ctx, rev, head.rev)
+		if err != nil {
+			return nil, fmt.Errorf("open revision %d: %w", rev, err)
+		}
+		if len(objects) <= deriveLimit {
+			return head.snap.Apply(invert(objects)), nil
+		}
 	}
 	objs, err := l.store.Objects(ctx, rev)
 	if err != nil {
 		return nil, fmt.Errorf("open revision %d: %w", rev, err)
 	}
-	snap := NewSnapshotWith(objs, l.opts)
-	l.cacheMu.Lock()
-	l.cache = append(l.cache, cachedSnapshot{rev, snap})
-	if len(l.cache) > pastSnapshots {
-		l.cache = l.cache[1:]
-	}
-	l.cacheMu.Unlock()
-	return snap, nil
+	return NewSnapshotWith(objs, l.opts), nil
 }
 
 // Diff compares revisions from and to (from < to): the objects that changed in (from, to], condensed per object,

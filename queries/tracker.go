@@ -58,8 +58,25 @@ type Tracker struct {
 	ready   chan struct{}
 	readyOK bool
 
-	pastMu sync.Mutex
-	past   []pastResult
+	pastMu     sync.Mutex
+	past       []pastResult
+	evaluating map[pastKey]*pastEvaluation // past revisions being evaluated, so that concurrent requests share one
+
+	costMu    sync.Mutex
+	fullCost  time.Duration // the last full evaluation's
+	perObject time.Duration // an incremental update's, per changed object
+}
+
+type pastKey struct {
+	rev graph.Revision
+	eng *Engine
+}
+
+// pastEvaluation is a past revision's evaluation under way; done closes when res or err is set.
+type pastEvaluation struct {
+	done chan struct{}
+	res  *Result
+	err  error
 }
 
 type pastResult struct {
@@ -68,9 +85,13 @@ type pastResult struct {
 	res *Result
 }
 
-// fullEvaluation is the number of changed objects above which the tracker evaluates everything again rather
-// than what the changes touch.
-const fullEvaluation = 2000
+// minFullEvaluation is the number of changed objects below which the tracker always updates incrementally.
+// Above it, the tracker evaluates everything again when that is expected to be cheaper: when the changed objects
+// times the measured cost of updating one exceed the measured cost of a full evaluation (see cheaperInFull). A
+// fixed threshold was wrong both ways: on a small cluster a full evaluation is cheap, and on workload L it takes
+// about 16 s while updating 8,000 objects takes the same, so that a tracker behind by 2,000 objects evaluated
+// everything and fell further behind.
+const minFullEvaluation = 2000
 
 // pastResults is how many evaluations of past revisions the tracker caches.
 const pastResults = 2
@@ -134,12 +155,14 @@ func (t *Tracker) Last() (d RevisionDelta, ok bool) {
 	return t.deltas[len(t.deltas)-1], true
 }
 
-// At returns the findings of revision rev: the tracked head's, or a full evaluation of a past revision.
+// At returns the findings of revision rev: the tracked head's, or a full evaluation of a past revision. A past
+// revision is evaluated once however many requests ask for it at a time.
 func (t *Tracker) At(ctx context.Context, rev graph.Revision) (*Result, error) {
 	e := t.Engine()
 	if r, cur := t.Current(); cur != nil && r == rev {
 		return cur, nil
 	}
+	key := pastKey{rev, e}
 	t.pastMu.Lock()
 	for _, p := range t.past {
 		if p.rev == rev && p.eng == e {
@@ -147,7 +170,39 @@ func (t *Tracker) At(ctx context.Context, rev graph.Revision) (*Result, error) {
 			return p.res, nil
 		}
 	}
+	ev, running := t.evaluating[key]
+	if !running {
+		ev = &pastEvaluation{done: make(chan struct{})}
+		if t.evaluating == nil {
+			t.evaluating = map[pastKey]*pastEvaluation{}
+		}
+		t.evaluating[key] = ev
+	}
 	t.pastMu.Unlock()
+	if running {
+		select {
+		case <-ev.done:
+			return ev.res, ev.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	// Evaluated for every request waiting on it: one requester giving up must not fail the others.
+	ev.res, ev.err = t.evaluatePast(context.WithoutCancel(ctx), e, rev)
+	t.pastMu.Lock()
+	delete(t.evaluating, key)
+	if ev.err == nil {
+		t.past = append(t.past, pastResult{rev, e, ev.res})
+		if len(t.past) > pastResults {
+			t.past = t.past[1:]
+		}
+	}
+	t.pastMu.Unlock()
+	close(ev.done)
+	return ev.res, ev.err
+}
+
+func (t *Tracker) evaluatePast(ctx context.Context, e *Engine, rev graph.Revision) (*Result, error) {
 	snap, err := t.live.At(ctx, rev)
 	if err != nil {
 		return nil, err
@@ -156,12 +211,6 @@ func (t *Tracker) At(ctx context.Context, rev graph.Revision) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("findings at %d: %w", rev, err)
 	}
-	t.pastMu.Lock()
-	t.past = append(t.past, pastResult{rev, e, res})
-	if len(t.past) > pastResults {
-		t.past = t.past[1:]
-	}
-	t.pastMu.Unlock()
 	return res, nil
 }
 
@@ -260,6 +309,39 @@ func (t *Tracker) refreshPaths(ctx context.Context) error {
 	return nil
 }
 
+// cheaperInFull reports whether evaluating everything is expected to cost less than updating n changed objects,
+// from what the tracker measured of both (a full evaluation is assumed to cost what minFullEvaluation updates do
+// until both were measured).
+func (t *Tracker) cheaperInFull(n int) bool {
+	if n <= minFullEvaluation {
+		return false
+	}
+	t.costMu.Lock()
+	defer t.costMu.Unlock()
+	if t.fullCost == 0 || t.perObject == 0 {
+		return true
+	}
+	return time.Duration(n)*t.perObject > t.fullCost
+}
+
+// measured records what a step cost: a full evaluation's duration, or an incremental update's per changed object
+// (a moving average, so one slow step does not swing the choice).
+func (t *Tracker) measured(full bool, n int, took time.Duration) {
+	t.costMu.Lock()
+	defer t.costMu.Unlock()
+	switch {
+	case full:
+		t.fullCost = took
+	case n >= 50: // small steps are dominated by fixed costs and would understate a large one's
+		per := took / time.Duration(n)
+		if t.perObject == 0 {
+			t.perObject = per
+		} else {
+			t.perObject = (3*t.perObject + per) / 4
+		}
+	}
+}
+
 // step brings the findings to the live head.
 func (t *Tracker) step(ctx context.Context) error {
 	rev, snap := t.live.HeadSnapshot()
@@ -272,20 +354,23 @@ func (t *Tracker) step(ctx context.Context) error {
 	var res *Result
 	var delta Delta
 	var err error
+	var objects []graph.ObjectDiff
+	full := false
 	if prev == nil {
 		res, err = e.Evaluate(ctx, snap)
 	} else {
-		var objects []graph.ObjectDiff
 		objects, err = t.live.ObjectChanges(ctx, prevRev, rev)
 		if errors.Is(err, graph.ErrRevisionGone) {
 			// The tracker fell behind the retention horizon: evaluate from scratch.
+			full = true
 			res, err = e.Evaluate(ctx, snap)
 			if err == nil {
 				delta = Compare(prev.Findings(), res.Findings())
 			}
-		} else if err == nil && len(objects) > fullEvaluation {
-			// A change this large (an initial sync, a restored store) touches most items: evaluating them
-			// all at once is cheaper than working out which.
+		} else if err == nil && t.cheaperInFull(len(objects)) {
+			// A change this large (an initial sync, a restored store, a tracker far behind) touches most
+			// items: evaluating them all at once is cheaper than working out which.
+			full = true
 			res, err = e.Evaluate(ctx, snap)
 			if err == nil {
 				delta = Compare(prev.Findings(), res.Findings())
@@ -298,6 +383,7 @@ func (t *Tracker) step(ctx context.Context) error {
 		return fmt.Errorf("findings at revision %d: %w", rev, err)
 	}
 	took := time.Since(start)
+	t.measured(prev == nil || full, len(objects), took)
 	t.mu.Lock()
 	t.publishLocked(RevisionDelta{From: prevRev, Revision: rev, Delta: delta, Took: took}, rev, res)
 	t.mu.Unlock()

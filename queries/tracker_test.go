@@ -123,3 +123,42 @@ func waitForRevision(t *testing.T, tr *Tracker, rev graph.Revision) {
 		}
 	}
 }
+
+// TestTrackerChoosesTheCheaperStep checks the choice between updating the changed objects and evaluating
+// everything, as the measured costs make it.
+func TestTrackerChoosesTheCheaperStep(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		full      time.Duration // measured full evaluation; 0: not yet
+		perObject time.Duration // measured incremental cost per object; 0: not yet
+		changed   int
+		want      bool
+	}{
+		{"few changes always update", time.Millisecond, time.Second, minFullEvaluation, false},
+		{"unmeasured: many changes evaluate in full", 0, 0, minFullEvaluation + 1, true},
+		{"small cluster: full is cheap", 3 * time.Second, 2 * time.Millisecond, 5000, true},
+		{"large cluster: updating 5,000 beats 16 s", 16 * time.Second, 2 * time.Millisecond, 5000, false},
+		{"large cluster: 9,000 is past break-even", 16 * time.Second, 2 * time.Millisecond, 9000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &Tracker{}
+			if tc.full > 0 {
+				tr.measured(true, 0, tc.full)
+			}
+			if tc.perObject > 0 {
+				tr.measured(false, 1000, 1000*tc.perObject)
+			}
+			if got := tr.cheaperInFull(tc.changed); got != tc.want {
+				t.Errorf("cheaperInFull(%d) = %v, want %v", tc.changed, got, tc.want)
+			}
+		})
+	}
+	// The per-object cost is a moving average, and small steps do not move it.
+	tr := &Tracker{}
+	tr.measured(false, 1000, 1000*time.Millisecond)
+	tr.measured(false, 10, time.Second) // 100 ms per object, but a small step
+	tr.measured(false, 1000, 5000*time.Millisecond)
+	if want := 2 * time.Millisecond; tr.perObject != want {
+		t.Errorf("perObject = %v, want %v", tr.perObject, want)
+	}
+}

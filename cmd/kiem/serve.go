@@ -43,6 +43,7 @@ type serveFlags struct {
 	tls         tlsFlags
 	findings    findingsFlags
 	filters     string
+	pprof       string
 }
 
 // apiFlags configure who may use the API and how much one request may ask for.
@@ -129,6 +130,7 @@ bearer tokens travel in every request.`,
 	fl.DurationVar(&f.api.timeout, "request-timeout", gql.DefaultTimeout, "longest a query or mutation may run")
 	fl.StringVar(&f.tls.certFile, "tls-cert-file", "", "PEM certificate (chain) to serve HTTPS with, instead of HTTP; needs --tls-key-file; re-read when it changes")
 	fl.StringVar(&f.tls.keyFile, "tls-key-file", "", "PEM private key of --tls-cert-file; re-read when it changes")
+	fl.StringVar(&f.pprof, "pprof-listen", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	return cmd
 }
 
@@ -216,6 +218,16 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	defer func() { cancel(); watchers.Wait() }()
 	if certs != nil {
 		watchers.Go(func() { certs.Run(ctx, certPollInterval) })
+	}
+	if f.pprof != "" {
+		if !auth.IsLoopback(f.pprof) {
+			return fmt.Errorf("--pprof-listen %s: profiling is served on loopback addresses only", f.pprof)
+		}
+		watchers.Go(func() {
+			if err := servePprof(ctx, log, f.pprof); err != nil {
+				log.Error("profiling endpoints stopped", "err", err)
+			}
+		})
 	}
 	fs, err := startFindings(ctx, log, g, &f.findings, dir, &watchers)
 	if err != nil {

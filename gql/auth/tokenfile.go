@@ -143,8 +143,13 @@ func (f *TokenFile) read() (*tokenTable, error) {
 		return nil, fmt.Errorf("stat token file: %w", err)
 	}
 	// Readable by others means the tokens (or, for sha256 entries, material for offline guessing) leak;
-	// writable by others means anybody may add an admin.
-	if perm := fi.Mode().Perm(); perm&0o066 != 0 {
+	// writable by others means anybody may add an admin. Reading by the file's group is fine when that group is
+	// kiem's own (a Secret volume with fsGroup).
+	mask := os.FileMode(0o066)
+	if groupIsOurs(fi) {
+		mask = 0o026
+	}
+	if perm := fi.Mode().Perm(); perm&mask != 0 {
 		f.log.Warn("token file is accessible to group or others; chmod 600 it", "path", f.path, "mode", fmt.Sprintf("%#o", perm))
 	}
 	entries, err := parseTokens(f.path, fh)

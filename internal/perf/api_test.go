@@ -38,119 +38,25 @@ func BenchmarkAPIL(b *testing.B) {
 	if _, err := g.Commit(ctx, "bench:initial-list", graph.ReconcileChanges(g.Current(), objs)); err != nil {
 		b.Fatal(err)
 	}
-	const token = "bench-token"
-	authn, err := auth.NewStatic(token, "bench", auth.RoleViewer)
+	api, err := newAPIServer(g)
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := gql.NewHandler(gql.Options{Graph: g, Cluster: "bench"}, gql.ServeOptions{Auth: authn})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	call := func(query string, vars map[string]any) (time.Duration, error) {
-		body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		raw, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		took := time.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		var out struct{ Errors []any }
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil || len(out.Errors) > 0 {
-			return 0, fmt.Errorf("status %d: %.200s", resp.StatusCode, raw)
-		}
-		return took, nil
-	}
-
-	qs := sampleQueries(g.Current(), 5_000, 11)
-	const canQuery = `query($s: SubjectInput!, $a: ActionInput!) { can(subject: $s, action: $a) { allowed reasons { text } } }`
-	vars := make([]map[string]any, len(qs))
-	for i, q := range qs {
-		var s map[string]any
-		if ns, name, ok := graph.SplitServiceAccountUsername(q.id.User); ok {
-			s = map[string]any{"kind": "SERVICE_ACCOUNT", "namespace": ns, "name": name}
-		} else {
-			groups := slices.DeleteFunc(slices.Clone(q.id.Groups), func(g string) bool { return g == graph.GroupAuthenticated })
-			s = map[string]any{"kind": "USER", "name": q.id.User, "groups": append([]string{}, groups...)}
-		}
-		a := map[string]any{"verb": q.a.Verb, "apiGroup": q.a.APIGroup, "resource": q.a.Resource, "subresource": q.a.Subresource,
-			"namespace": q.a.Namespace, "name": q.a.Name}
-		vars[i] = map[string]any{"s": s, "a": a}
-	}
+	defer api.close()
+	call := api.call
+	vars := canVars(g.Current(), 5_000, 11)
 
 	for b.Loop() {
-		// Ingest: 5 new RoleBindings every 10 ms until the clients are done.
-		stop := make(chan struct{})
-		ingested := make(chan int, 1)
-		rbs := g.Current().Objects().RoleBindings
-		go func() {
-			r := rand.New(rand.NewPCG(5, 0))
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			n := 0
-			for {
-				select {
-				case <-stop:
-					ingested <- n
-					return
-				case <-tick.C:
-				}
-				cs := make([]graph.Change, 5)
-				for i := range cs {
-					nb := rbs[r.IntN(len(rbs))]
-					nb.Name = fmt.Sprintf("api-bench-%d", n)
-					n++
-					cs[i] = graph.NewChange(nil, &nb)
-				}
-				if _, err := g.Commit(ctx, "bench:ingest", cs); err != nil {
-					b.Error(err)
-				}
-			}
-		}()
-		const clients, perClient = 50, 1000
-		var mu sync.Mutex
-		var l latencies
-		var errs atomic.Int64
-		var firstErr atomic.Value
-		var wg sync.WaitGroup
-		start := time.Now()
-		for c := range clients {
-			wg.Go(func() {
-				mine := make(latencies, 0, perClient)
-				for i := range perClient {
-					took, err := call(canQuery, vars[(c*perClient+i)%len(vars)])
-					if err != nil {
-						errs.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-						continue
-					}
-					mine = append(mine, took)
-				}
-				mu.Lock()
-				l = append(l, mine...)
-				mu.Unlock()
-			})
+		res, err := measureAPICan(ctx, g, api, vars, 50, 1000)
+		if err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		close(stop)
-		n := <-ingested
+		l, elapsed := res.l, res.elapsed
 		report(b, "GraphQL can over HTTP, 50 clients, during ingest", l)
-		b.ReportMetric(float64(errs.Load()), "errors")
+		b.ReportMetric(float64(res.errs), "errors")
 		b.ReportMetric(float64(len(l))/elapsed.Seconds(), "req/s")
 		fmt.Printf("L GraphQL can over HTTP: 50 clients, %d requests in %v (%.0f req/s), %d errors %v; ingest meanwhile %d changes (%.0f/s)\n",
-			len(l), elapsed.Round(time.Millisecond), float64(len(l))/elapsed.Seconds(), errs.Load(), firstErr.Load(), n, float64(n)/elapsed.Seconds())
+			len(l), elapsed.Round(time.Millisecond), float64(len(l))/elapsed.Seconds(), res.errs, res.firstErr, res.ingested, float64(res.ingested)/elapsed.Seconds())
 
 		// Search and neighbourhood, one client.
 		searches := []map[string]any{
@@ -191,4 +97,158 @@ func BenchmarkAPIL(b *testing.B) {
 		report(b, "GraphQL neighbourhood depth 2 over HTTP", nl)
 		fmt.Printf("L GraphQL neighbourhood (depth 2, first 200) over HTTP: p50 %v p99 %v\n", nl.pct(0.5), nl.pct(0.99))
 	}
+}
+
+// apiServer is kiem's GraphQL handler with authentication and limits, served over real HTTP on loopback, and a
+// client that calls it.
+type apiServer struct {
+	srv    *httptest.Server
+	client *http.Client
+}
+
+// apiToken is the bearer token of the static authenticator the benchmarks' server accepts.
+const apiToken = "bench-token"
+
+// newAPIServer serves g's GraphQL API on loopback; close it when done.
+func newAPIServer(g *graph.Live) (*apiServer, error) {
+	authn, err := auth.NewStatic(apiToken, "bench", auth.RoleViewer)
+	if err != nil {
+		return nil, fmt.Errorf("authenticator: %w", err)
+	}
+	h, err := gql.NewHandler(gql.Options{Graph: g, Cluster: "bench"}, gql.ServeOptions{Auth: authn})
+	if err != nil {
+		return nil, fmt.Errorf("GraphQL handler: %w", err)
+	}
+	return &apiServer{
+		srv:    httptest.NewServer(h),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}, nil
+}
+
+func (a *apiServer) close() {
+	a.client.CloseIdleConnections()
+	a.srv.Close()
+}
+
+// call sends one GraphQL request and returns its latency, from sending to the whole answer read; an HTTP error
+// or a GraphQL error in the answer is an error.
+func (a *apiServer) call(query string, vars map[string]any) (time.Duration, error) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, a.srv.URL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	start := time.Now()
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	var out struct{ Errors []any }
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil || len(out.Errors) > 0 {
+		return 0, fmt.Errorf("status %d: %.200s", resp.StatusCode, raw)
+	}
+	return took, nil
+}
+
+// canQuery is the GraphQL can query the API benchmarks send.
+const canQuery = `query($s: SubjectInput!, $a: ActionInput!) { can(subject: $s, action: $a) { allowed reasons { text } } }`
+
+// canVars returns the variables of n can queries sampled from s like BenchmarkL's.
+func canVars(s *graph.Snapshot, n int, seed uint64) []map[string]any {
+	qs := sampleQueries(s, n, seed)
+	vars := make([]map[string]any, len(qs))
+	for i, q := range qs {
+		var s map[string]any
+		if ns, name, ok := graph.SplitServiceAccountUsername(q.id.User); ok {
+			s = map[string]any{"kind": "SERVICE_ACCOUNT", "namespace": ns, "name": name}
+		} else {
+			groups := slices.DeleteFunc(slices.Clone(q.id.Groups), func(g string) bool { return g == graph.GroupAuthenticated })
+			s = map[string]any{"kind": "USER", "name": q.id.User, "groups": append([]string{}, groups...)}
+		}
+		a := map[string]any{"verb": q.a.Verb, "apiGroup": q.a.APIGroup, "resource": q.a.Resource, "subresource": q.a.Subresource,
+			"namespace": q.a.Namespace, "name": q.a.Name}
+		vars[i] = map[string]any{"s": s, "a": a}
+	}
+	return vars
+}
+
+// apiCan is what measureAPICan measured.
+type apiCan struct {
+	l        latencies // the requests that succeeded
+	elapsed  time.Duration
+	errs     int64
+	firstErr any // the first failed request's error, nil when none failed
+	ingested int // changes committed meanwhile
+}
+
+// measureAPICan has clients goroutines each send perClient can queries one after the other while a writer
+// commits 5 new RoleBindings to g every 10 ms (500 changes/s, the batcher's shape) until they are done. A failed
+// request is counted, not fatal; a failed commit is returned.
+func measureAPICan(ctx context.Context, g *graph.Live, api *apiServer, vars []map[string]any, clients, perClient int) (apiCan, error) {
+	stop := make(chan struct{})
+	type ingest struct {
+		n   int
+		err error
+	}
+	ingested := make(chan ingest, 1)
+	rbs := g.Current().Objects().RoleBindings
+	go func() {
+		r := rand.New(rand.NewPCG(5, 0))
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		n := 0
+		var firstErr error
+		for {
+			select {
+			case <-stop:
+				ingested <- ingest{n, firstErr}
+				return
+			case <-tick.C:
+			}
+			cs := make([]graph.Change, 5)
+			for i := range cs {
+				nb := rbs[r.IntN(len(rbs))]
+				nb.Name = fmt.Sprintf("api-bench-%d", n)
+				n++
+				cs[i] = graph.NewChange(nil, &nb)
+			}
+			if _, err := g.Commit(ctx, "bench:ingest", cs); err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("ingest during the API benchmark: %w", err)
+			}
+		}
+	}()
+	var mu sync.Mutex
+	var out apiCan
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			mine := make(latencies, 0, perClient)
+			for i := range perClient {
+				took, err := api.call(canQuery, vars[(c*perClient+i)%len(vars)])
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				mine = append(mine, took)
+			}
+			mu.Lock()
+			out.l = append(out.l, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	out.elapsed = time.Since(start)
+	close(stop)
+	in := <-ingested
+	out.ingested, out.errs, out.firstErr = in.n, errs.Load(), firstErr.Load()
+	return out, in.err
 }

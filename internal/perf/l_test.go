@@ -22,11 +22,20 @@ import (
 // workloadL generates L on the real kubeadm v1.33 policy.
 func workloadL(tb testing.TB) *graph.Objects {
 	tb.Helper()
-	base, _, err := indexer.LoadFS(context.Background(), fixtures.FS, []string{fixtures.KubeadmV133}, indexer.LoadOptions{})
+	base, err := kubeadmPolicy(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return workload.Generate(base, workload.L(), 1)
+}
+
+// kubeadmPolicy loads the real kubeadm v1.33 policy, the base of the reference workloads.
+func kubeadmPolicy(ctx context.Context) (*graph.Objects, error) {
+	base, _, err := indexer.LoadFS(ctx, fixtures.FS, []string{fixtures.KubeadmV133}, indexer.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("load the kubeadm policy: %w", err)
+	}
+	return base, nil
 }
 
 // query is one sampled request.
@@ -136,15 +145,9 @@ func BenchmarkL(b *testing.B) {
 		var l latencies
 		allowed := 0
 		for b.Loop() {
-			l = l[:0]
-			for _, q := range queries {
-				t := time.Now()
-				d := snap.Can(q.id, q.a)
-				l = append(l, time.Since(t))
-				if d.Allowed {
-					allowed++
-				}
-			}
+			var n int
+			l, n = measureCan(snap, queries)
+			allowed += n
 		}
 		report(b, "Can", l)
 		fmt.Printf("L Can allowed %d of %d sampled queries\n", allowed/max(1, b.N), len(queries))
@@ -176,20 +179,11 @@ func BenchmarkL(b *testing.B) {
 
 	b.Run("EffectivePermissionsSA", func(b *testing.B) {
 		r := rand.New(rand.NewPCG(3, 0))
-		sas := snap.Objects().ServiceAccounts
 		var l latencies
-		perms := 0
 		for b.Loop() {
-			l = l[:0]
-			for range 20_000 {
-				sa := sas[r.IntN(len(sas))]
-				t := time.Now()
-				ps, err := snap.EffectivePermissions(ctx, graph.ServiceAccountIdentity(sa.Namespace, sa.Name))
-				l = append(l, time.Since(t))
-				if err != nil {
-					b.Fatal(err)
-				}
-				perms += len(ps)
+			var err error
+			if l, err = measureEffectivePermissions(ctx, snap, r, 20_000); err != nil {
+				b.Fatal(err)
 			}
 		}
 		report(b, "EffectivePermissions(ServiceAccount)", l)
@@ -197,21 +191,58 @@ func BenchmarkL(b *testing.B) {
 
 	b.Run("WhoCan", func(b *testing.B) {
 		var l latencies
-		entries := 0
 		for b.Loop() {
-			l = l[:0]
-			for _, q := range queries[:2_000] {
-				t := time.Now()
-				es, err := snap.WhoCan(ctx, q.a)
-				l = append(l, time.Since(t))
-				if err != nil {
-					b.Fatal(err)
-				}
-				entries += len(es)
+			var err error
+			if l, err = measureWhoCan(ctx, snap, queries[:2_000]); err != nil {
+				b.Fatal(err)
 			}
 		}
 		report(b, "WhoCan(verb, resource, namespace)", l)
 	})
+}
+
+// measureCan times Can on each query, each call on its own; allowed counts the requests it allowed.
+func measureCan(snap *graph.Snapshot, qs []query) (l latencies, allowed int) {
+	l = make(latencies, 0, len(qs))
+	for _, q := range qs {
+		t := time.Now()
+		d := snap.Can(q.id, q.a)
+		l = append(l, time.Since(t))
+		if d.Allowed {
+			allowed++
+		}
+	}
+	return l, allowed
+}
+
+// measureEffectivePermissions times EffectivePermissions of n ServiceAccounts drawn with r.
+func measureEffectivePermissions(ctx context.Context, snap *graph.Snapshot, r *rand.Rand, n int) (latencies, error) {
+	sas := snap.Objects().ServiceAccounts
+	l := make(latencies, 0, n)
+	for range n {
+		sa := sas[r.IntN(len(sas))]
+		t := time.Now()
+		_, err := snap.EffectivePermissions(ctx, graph.ServiceAccountIdentity(sa.Namespace, sa.Name))
+		l = append(l, time.Since(t))
+		if err != nil {
+			return nil, fmt.Errorf("EffectivePermissions of %s/%s: %w", sa.Namespace, sa.Name, err)
+		}
+	}
+	return l, nil
+}
+
+// measureWhoCan times WhoCan on the action of each query.
+func measureWhoCan(ctx context.Context, snap *graph.Snapshot, qs []query) (latencies, error) {
+	l := make(latencies, 0, len(qs))
+	for _, q := range qs {
+		t := time.Now()
+		_, err := snap.WhoCan(ctx, q.a)
+		l = append(l, time.Since(t))
+		if err != nil {
+			return nil, fmt.Errorf("WhoCan(%+v): %w", q.a, err)
+		}
+	}
+	return l, nil
 }
 
 // BenchmarkLoadL writes L as JSON and YAML and measures what a user waits for: reading the file and indexing it
@@ -219,53 +250,96 @@ func BenchmarkL(b *testing.B) {
 func BenchmarkLoadL(b *testing.B) {
 	dir := b.TempDir()
 	objs := workloadL(b)
-	bin := filepath.Join(dir, "kiem")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/kiem")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build kiem: %v\n%s", err, out)
+	bin, err := buildKiem(dir)
+	if err != nil {
+		b.Fatal(err)
 	}
 	for _, format := range []string{"json", "yaml"} {
 		file := filepath.Join(dir, "l."+format)
-		f, err := os.Create(file)
+		size, err := writeWorkload(file, objs, format)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := workload.Write(f, objs, format); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			b.Fatal(err)
-		}
-		st, _ := os.Stat(file)
 		b.Run(format, func(b *testing.B) {
 			var load, index, proc time.Duration
 			var rssKiB int64
 			for b.Loop() {
-				t := time.Now()
-				loaded, _, err := indexer.Load(context.Background(), []string{file}, indexer.LoadOptions{})
-				if err != nil {
+				var err error
+				if load, index, err = loadInProcess(context.Background(), file); err != nil {
 					b.Fatal(err)
 				}
-				load = time.Since(t)
-				t = time.Now()
-				graph.NewSnapshot(loaded)
-				index = time.Since(t)
-
-				cmd := exec.Command(bin, "can-i", "get", "secrets", "-n", "kube-system", "--as", "system:serviceaccount:kube-system:default", "--snapshot", file, "-q")
-				t = time.Now()
-				err = cmd.Run()
-				proc = time.Since(t)
-				if code := cmd.ProcessState.ExitCode(); code != 0 && code != 1 {
-					b.Fatalf("kiem can-i: %v", err)
+				if proc, rssKiB, err = runCanI(bin, file); err != nil {
+					b.Fatal(err)
 				}
-				rssKiB = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 			}
 			b.ReportMetric(load.Seconds()+index.Seconds(), "load+index-s")
 			b.ReportMetric(float64(rssKiB)/1024, "kiem-peak-rss-MiB")
 			fmt.Printf("L %s (%.0f MiB): load %v + index %v in process; kiem can-i process %v, peak RSS %.0f MiB\n",
-				format, float64(st.Size())/(1<<20), load, index, proc, float64(rssKiB)/1024)
+				format, float64(size)/(1<<20), load, index, proc, float64(rssKiB)/1024)
 		})
 	}
+}
+
+// buildKiem builds the kiem command into dir and returns the binary's path. The benchmarks run in this package's
+// directory, hence the relative path.
+func buildKiem(dir string) (string, error) {
+	bin := filepath.Join(dir, "kiem")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/kiem")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build kiem: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// writeWorkload writes objs to file in format ("json" or "yaml") and returns the file's size.
+func writeWorkload(file string, objs *graph.Objects, format string) (int64, error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return 0, fmt.Errorf("write workload: %w", err)
+	}
+	if err := workload.Write(f, objs, format); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("write workload as %s: %w", format, err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("write workload: %w", err)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return 0, fmt.Errorf("write workload: %w", err)
+	}
+	return st.Size(), nil
+}
+
+// loadInProcess reads file as kiem does and indexes it, timing the two steps.
+func loadInProcess(ctx context.Context, file string) (load, index time.Duration, err error) {
+	t := time.Now()
+	loaded, _, err := indexer.Load(ctx, []string{file}, indexer.LoadOptions{})
+	if err != nil {
+		return 0, 0, fmt.Errorf("load %s: %w", file, err)
+	}
+	load = time.Since(t)
+	t = time.Now()
+	graph.NewSnapshot(loaded)
+	return load, time.Since(t), nil
+}
+
+// runCanI runs `kiem can-i --snapshot file` as a user would, from process start to answer, and returns its wall
+// time and peak RSS in KiB (the kernel's rusage of the child). That peak is at least this process's own peak RSS
+// at the time (see runCanIAlone, which avoids it).
+func runCanI(bin, file string) (wall time.Duration, maxRSSKiB int64, err error) {
+	cmd := exec.Command(bin, "can-i", "get", "secrets", "-n", "kube-system", "--as", "system:serviceaccount:kube-system:default", "--snapshot", file, "-q")
+	t := time.Now()
+	err = cmd.Run()
+	wall = time.Since(t)
+	if cmd.ProcessState == nil {
+		return 0, 0, fmt.Errorf("kiem can-i: %w", err)
+	}
+	// can-i exits 1 for "no": only other codes are failures.
+	if code := cmd.ProcessState.ExitCode(); code != 0 && code != 1 {
+		return 0, 0, fmt.Errorf("kiem can-i: %w", err)
+	}
+	return wall, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
 }
 
 // BenchmarkApplyL measures how the live graph follows one change on L: Apply rebuilds only the shard the change

@@ -61,12 +61,30 @@ func S() Spec {
 	}
 }
 
-// normalized returns the spec with negative numbers raised to zero.
-func (s Spec) normalized() Spec {
-	for _, p := range []*int{
+// Scale returns the spec with every count multiplied by k, so that Scale(2) of L is a cluster twice L's size in
+// every respect: namespaces, ServiceAccounts, roles, bindings, the users and groups they name, and pods. The
+// shares the generator draws (aggregated roles, subjects per binding, pods per workload) stay those of the spec,
+// which is what a benchmark across sizes wants. k below 1 gives the empty spec.
+func (s Spec) Scale(k int) Spec {
+	k = max(k, 0)
+	s = s.normalized()
+	for _, p := range s.counts() {
+		*p *= k
+	}
+	return s
+}
+
+// counts returns pointers to every count of s.
+func (s *Spec) counts() []*int {
+	return []*int{
 		&s.Namespaces, &s.ServiceAccounts, &s.Roles, &s.RoleBindings, &s.ClusterRoles,
 		&s.ClusterRoleBindings, &s.Users, &s.Groups, &s.Pods,
-	} {
+	}
+}
+
+// normalized returns the spec with negative numbers raised to zero.
+func (s Spec) normalized() Spec {
+	for _, p := range s.counts() {
 		*p = max(*p, 0)
 	}
 	return s

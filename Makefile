@@ -167,7 +167,7 @@ fmt:
 ## percentiles, speed-up over a naive evaluator, incremental Apply, ingest, churn, past revisions, diff, store
 ## commits and bytes per change). BENCH_TIME=3x repeats them.
 bench: prereq
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -timeout 60m ./internal/perf/
+	$(GO) test -run '^$$' -bench 'L$$' -benchtime $(BENCH_TIME) -timeout 60m ./internal/perf/
 	$(GO) test -run '^$$' -bench 'Store(CommitL|ObjectsL|History)' -benchtime $(BENCH_TIME) -timeout 60m ./graph/
 	$(GO) test -run '^$$' -bench 'StoreCommitSmall' -benchtime 5s -timeout 60m ./graph/
 	$(MAKE) bench-ui

@@ -151,11 +151,18 @@ func trackFindings(ctx context.Context, g *graph.Live, tr *queries.Tracker, gen 
 		}
 	}()
 
+	// On a ticker's schedule, so that the rate holds when a commit takes long (missed ticks are dropped, and the
+	// revision then goes at once).
 	start := time.Now()
+	var tick <-chan time.Time
+	if every > 0 {
+		ticker := time.NewTicker(every)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
 	for i := range revisions {
-		if every > 0 {
-			// On a schedule, not a fixed sleep, so that the rate holds when a commit takes long.
-			time.Sleep(time.Until(start.Add(time.Duration(i) * every)))
+		if tick != nil {
+			<-tick
 		}
 		cs, _ := gen.next(g.Current(), perRevision)
 		t := time.Now()

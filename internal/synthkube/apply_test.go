@@ -3,6 +3,7 @@ package synthkube_test
 import (
 	"context"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/kiem-io/kiem/internal/kubetest"
 	"github.com/kiem-io/kiem/internal/synthkube"
 )
 
@@ -83,10 +85,7 @@ func TestApplySemantics(t *testing.T) {
 // TestKubectl runs the real kubectl against the written kubeconfig: discovery, a cluster-wide list, a
 // namespaced list and a single-object get must all work.
 func TestKubectl(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed")
-	}
+	kubectl := kubectlPath(t)
 	s := synthkube.New(synthkube.Options{Token: "t"})
 	t.Cleanup(s.Close)
 	for _, ns := range []string{"b", "a"} {
@@ -169,4 +168,25 @@ func BenchmarkApply(b *testing.B) {
 	cancel()
 	s.Close()
 	wg.Wait()
+}
+
+// kubectlPath finds kubectl: the one `make kube-binaries` builds beside the apiserver (a fresh CI machine has no
+// other), else the one on PATH.
+func kubectlPath(t *testing.T) string {
+	t.Helper()
+	if dir, err := kubetest.BinDir(t.Context()); err == nil {
+		if p := filepath.Join(dir, "kubectl"); isExecutable(p) {
+			return p
+		}
+	}
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl not found: run `make kube-binaries`, which builds it: %v", err)
+	}
+	return p
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
 }

@@ -320,31 +320,14 @@ func TestDeployManifestsScan(t *testing.T) {
 	}
 }
 
-// kubectlPath finds kubectl, which the apply tests run as an operator would: the one `make kube-binaries` builds
-// beside the apiserver (the same version), else the one on PATH.
-func kubectlPath(t *testing.T) string {
-	t.Helper()
-	if dir, err := kubetest.BinDir(t.Context()); err == nil {
-		if p := filepath.Join(dir, "kubectl"); isExecutable(p) {
-			return p
-		}
-	}
-	p, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatalf("kubectl not found: run `make kube-binaries`, which builds it beside kube-apiserver: %v", err)
-	}
-	return p
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
-}
-
 // kubectlRun runs kubectl against kubeconfig and returns its stdout and stderr.
 func kubectlRun(t *testing.T, kubeconfig string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), kubectlPath(t), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	kubectl, err := kubetest.Kubectl(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

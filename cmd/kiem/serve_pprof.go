@@ -9,17 +9,13 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
-
-	"github.com/kiem-io/kiem/gql/auth"
 )
 
 // servePprof serves Go's profiling endpoints (/debug/pprof/) on addr until ctx ends. They tell an operator where
 // CPU and memory go; they also expose internals (goroutine stacks, command line), so they have their own listener,
-// off by default and refused anywhere but loopback: reach them with kubectl port-forward.
+// off by default and refused anywhere but loopback (runServe checks addr before it starts anything): reach them
+// with kubectl port-forward.
 func servePprof(ctx context.Context, log *slog.Logger, addr string) error {
-	if !auth.IsLoopback(addr) {
-		return fmt.Errorf("--pprof-listen %s: profiling is served on loopback addresses only", addr)
-	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--pprof-listen: %w", err)

@@ -110,3 +110,19 @@ func checkBinaries(dir string) error {
 	}
 	return nil
 }
+
+// Kubectl returns the kubectl to run against test clusters: the one `make kube-binaries` builds beside the
+// apiserver (the same version; a fresh CI machine has no other), else the one on PATH.
+func Kubectl(ctx context.Context) (string, error) {
+	if dir, err := BinDir(ctx); err == nil {
+		p := filepath.Join(dir, "kubectl")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		return "", fmt.Errorf("kubectl not found: run `make kube-binaries`, which builds it beside kube-apiserver: %w", err)
+	}
+	return p, nil
+}

@@ -3,7 +3,6 @@ package synthkube_test
 import (
 	"context"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -85,7 +84,10 @@ func TestApplySemantics(t *testing.T) {
 // TestKubectl runs the real kubectl against the written kubeconfig: discovery, a cluster-wide list, a
 // namespaced list and a single-object get must all work.
 func TestKubectl(t *testing.T) {
-	kubectl := kubectlPath(t)
+	kubectl, err := kubetest.Kubectl(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := synthkube.New(synthkube.Options{Token: "t"})
 	t.Cleanup(s.Close)
 	for _, ns := range []string{"b", "a"} {
@@ -168,25 +170,4 @@ func BenchmarkApply(b *testing.B) {
 	cancel()
 	s.Close()
 	wg.Wait()
-}
-
-// kubectlPath finds kubectl: the one `make kube-binaries` builds beside the apiserver (a fresh CI machine has no
-// other), else the one on PATH.
-func kubectlPath(t *testing.T) string {
-	t.Helper()
-	if dir, err := kubetest.BinDir(t.Context()); err == nil {
-		if p := filepath.Join(dir, "kubectl"); isExecutable(p) {
-			return p
-		}
-	}
-	p, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatalf("kubectl not found: run `make kube-binaries`, which builds it: %v", err)
-	}
-	return p
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
 }

@@ -123,7 +123,7 @@ gqlgen: prereq
 	$(GO) tool gqlgen generate --config gqlgen.yml
 
 ## check-generated: the committed gqlgen code must be what the schema and gqlgen.yml generate.
-GENERATED := gql/generated.go gql/models_gen.go gql/schema.resolvers.go gql/findings.resolvers.go gql/alerts.resolvers.go
+GENERATED := gql/generated.go gql/models_gen.go gql/schema.resolvers.go gql/findings.resolvers.go gql/alerts.resolvers.go gql/audit.resolvers.go gql/history.resolvers.go gql/nodes.resolvers.go
 check-generated: prereq
 	@before=$$(sha256sum $(GENERATED)); \
 	 $(GO) tool gqlgen generate --config gqlgen.yml; \

@@ -107,8 +107,11 @@ func (r *Resolver) deleteFilter(ctx context.Context, id string) (bool, error) {
 	return true, r.opts.Alerts.NotifyFiltersChanged(ctx)
 }
 
-// Alert is a raised alert.
-type Alert struct{ a *alerts.Alert }
+// Alert is a raised alert. st reads the actors audit events attach to its causes after it was raised.
+type Alert struct {
+	a  *alerts.Alert
+	st *graph.Store
+}
 
 func (a *Alert) ID() string               { return a.a.ID }
 func (a *Alert) FilterID() string         { return a.a.FilterID }
@@ -125,7 +128,7 @@ func (a *Alert) LeftTotal() int           { return a.a.LeftTotal }
 func (a *Alert) Causes() []*AlertCause {
 	out := make([]*AlertCause, len(a.a.Causes))
 	for i := range a.a.Causes {
-		out[i] = &AlertCause{a.a.Causes[i]}
+		out[i] = &AlertCause{a.a.Causes[i], a.st}
 	}
 	return out
 }
@@ -146,7 +149,10 @@ func matchesOf(ms []alerts.Match) []*AlertMatch {
 }
 
 // AlertCause is one change behind an alert.
-type AlertCause struct{ c alerts.Cause }
+type AlertCause struct {
+	c  alerts.Cause
+	st *graph.Store
+}
 
 func (c *AlertCause) Revision() graph.Revision { return c.c.Revision }
 func (c *AlertCause) Seq() int                 { return c.c.Seq }
@@ -154,7 +160,25 @@ func (c *AlertCause) Op() ChangeOp             { return changeOp(c.c.Op) }
 func (c *AlertCause) Kind() string             { return string(c.c.Ref.Kind) }
 func (c *AlertCause) Namespace() *string       { return optional(c.c.Ref.Namespace) }
 func (c *AlertCause) Name() string             { return c.c.Ref.Name }
-func (c *AlertCause) Actor() *string           { return optional(c.c.Actor) }
+
+// Actor is who made the change: known when the alert was raised, or attached since from an audit event (audit
+// batches arrive seconds after the change that raised the alert).
+func (c *AlertCause) Actor(ctx context.Context) (*string, error) {
+	if c.c.Actor != "" || c.st == nil {
+		return optional(c.c.Actor), nil
+	}
+	var actor string
+	err := c.st.Changes(ctx, c.c.Revision-1, c.c.Revision, func(rec graph.ChangeRecord) bool {
+		if rec.Seq == c.c.Seq && rec.Actor != nil {
+			actor = rec.Actor.User
+		}
+		return rec.Seq < c.c.Seq
+	})
+	if errors.Is(err, graph.ErrRevisionGone) {
+		return nil, nil
+	}
+	return optional(actor), err
+}
 
 // maxAlerts bounds one page of alerts or deliveries.
 const maxAlerts = 1000
@@ -182,7 +206,7 @@ func (r *Resolver) alerts(ctx context.Context, filter *string, since *graph.Revi
 	}
 	out := make([]*Alert, len(as))
 	for i := range as {
-		out[i] = &Alert{&as[i]}
+		out[i] = &Alert{&as[i], r.opts.Graph.Store()}
 	}
 	return out, nil
 }
@@ -220,7 +244,7 @@ func (r *Resolver) subscribeAlerts(ctx context.Context, ids []string, since *gra
 			}
 			sent[a.ID] = true
 			select {
-			case out <- &Alert{a}:
+			case out <- &Alert{a, r.opts.Graph.Store()}:
 				return true
 			case <-ctx.Done():
 				return false

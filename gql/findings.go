@@ -164,13 +164,12 @@ func (f *findingFilter) match(x *queries.Finding) bool {
 	return true
 }
 
-// findingConnection pages the findings of res that f selects.
-func findingConnection(set *findingSet, res *queries.Result, f findingFilter, first *int, after *string) (*FindingConnection, error) {
+// findingConnection pages the findings of fs that f selects.
+func findingConnection(set *findingSet, fs []queries.Finding, f findingFilter, first *int, after *string) (*FindingConnection, error) {
 	var all []*queries.Finding
 	sum := &FindingsSummary{ByPack: []*PackCount{}, ByNamespace: []*NamespaceCount{}}
 	bySeverity := make([]int, len(severities))
 	byPack, byNamespace := map[string]int{}, map[string]int{}
-	fs := res.Findings()
 	for i := range fs {
 		x := &fs[i]
 		if !f.match(x) {
@@ -271,8 +270,10 @@ func (f *Finding) Revision() graph.Revision { return f.set.v.rev }
 // Rule returns the finding's rule. A finding evaluated with an engine that has since lost the rule (new packs)
 // still names it: what the finding carries stands in for the rest.
 func (f *Finding) Rule() *RiskRule {
-	if r, ok := f.set.eng.Rule(f.f.Rule); ok {
-		return &RiskRule{r}
+	if f.set.eng != nil {
+		if r, ok := f.set.eng.Rule(f.f.Rule); ok {
+			return &RiskRule{r}
+		}
 	}
 	return &RiskRule{&queries.Rule{ID: f.f.Rule, Pack: f.f.Pack, Title: f.f.Title, Severity: f.f.Severity}}
 }

@@ -67,7 +67,7 @@ func (r *queryResolver) Findings(ctx context.Context, at *graph.Revision, pack *
 	if err != nil {
 		return nil, err
 	}
-	return findingConnection(set, res, f, first, after)
+	return findingConnection(set, res.Findings(), f, first, after)
 }
 
 // Suppressions is the resolver for the suppressions field.

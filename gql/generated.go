@@ -32,9 +32,14 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	GrantPath() GrantPathResolver
+	Group() GroupResolver
+	GroupMembership() GroupMembershipResolver
 	Mutation() MutationResolver
+	ObjectChange() ObjectChangeResolver
 	Query() QueryResolver
+	ServiceAccount() ServiceAccountResolver
 	Subscription() SubscriptionResolver
+	User() UserResolver
 }
 
 type DirectiveRoot struct {
@@ -42,8 +47,12 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Actor struct {
-		Groups func(childComplexity int) int
-		User   func(childComplexity int) int
+		AuditID        func(childComplexity int) int
+		Groups         func(childComplexity int) int
+		ImpersonatedBy func(childComplexity int) int
+		SourceIP       func(childComplexity int) int
+		User           func(childComplexity int) int
+		UserAgent      func(childComplexity int) int
 	}
 
 	Alert struct {
@@ -102,6 +111,12 @@ type ComplexityRoot struct {
 	AttackPath struct {
 		Hops func(childComplexity int) int
 		Text func(childComplexity int) int
+	}
+
+	AuditCoverage struct {
+		Events func(childComplexity int) int
+		First  func(childComplexity int) int
+		Last   func(childComplexity int) int
 	}
 
 	BindingConnection struct {
@@ -343,16 +358,42 @@ type ComplexityRoot struct {
 		Namespace   func(childComplexity int) int
 		Permissions func(childComplexity int, namespace *string, first *int, after *string) int
 		Revision    func(childComplexity int) int
+		Seen        func(childComplexity int) int
 	}
 
 	GroupMembership struct {
+		Declared func(childComplexity int) int
 		Group    func(childComplexity int) int
 		Implicit func(childComplexity int) int
+		Observed func(childComplexity int) int
+		Seen     func(childComplexity int) int
+	}
+
+	HeldPermission struct {
+		APIGroup       func(childComplexity int) int
+		Binding        func(childComplexity int) int
+		LastUsed       func(childComplexity int) int
+		Namespace      func(childComplexity int) int
+		NonResourceURL func(childComplexity int) int
+		Resource       func(childComplexity int) int
+		ResourceNames  func(childComplexity int) int
+		Role           func(childComplexity int) int
+		RuleIndex      func(childComplexity int) int
+		Shared         func(childComplexity int) int
+		Used           func(childComplexity int) int
+		Uses           func(childComplexity int) int
+		Verb           func(childComplexity int) int
 	}
 
 	Identity struct {
 		Groups func(childComplexity int) int
 		User   func(childComplexity int) int
+	}
+
+	KeptPermission struct {
+		Narrowed   func(childComplexity int) int
+		NarrowedBy func(childComplexity int) int
+		Permission func(childComplexity int) int
 	}
 
 	KindSummary struct {
@@ -365,6 +406,30 @@ type ComplexityRoot struct {
 	Label struct {
 		Key   func(childComplexity int) int
 		Value func(childComplexity int) int
+	}
+
+	LeastPrivilege struct {
+		Groups           func(childComplexity int) int
+		Held             func(childComplexity int) int
+		Kept             func(childComplexity int) int
+		NotGrantedByRbac func(childComplexity int) int
+		Suggested        func(childComplexity int) int
+		Summary          func(childComplexity int) int
+		Superuser        func(childComplexity int) int
+		Unused           func(childComplexity int) int
+		User             func(childComplexity int) int
+		Window           func(childComplexity int) int
+		Yaml             func(childComplexity int) int
+	}
+
+	LeastPrivilegeSummary struct {
+		Held             func(childComplexity int) int
+		NotGrantedByRbac func(childComplexity int) int
+		StaleKeys        func(childComplexity int) int
+		SuggestedRules   func(childComplexity int) int
+		Unused           func(childComplexity int) int
+		UsageKeys        func(childComplexity int) int
+		Used             func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -415,6 +480,7 @@ type ComplexityRoot struct {
 	}
 
 	ObjectChange struct {
+		Actors    func(childComplexity int) int
 		After     func(childComplexity int) int
 		Before    func(childComplexity int) int
 		ID        func(childComplexity int) int
@@ -526,6 +592,7 @@ type ComplexityRoot struct {
 	Query struct {
 		Alerts               func(childComplexity int, filter *string, since *graph.Revision, first *int) int
 		AttackPaths          func(childComplexity int, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) int
+		AuditCoverage        func(childComplexity int) int
 		Can                  func(childComplexity int, subject SubjectInput, action ActionInput, at *graph.Revision) int
 		Changes              func(childComplexity int, from graph.Revision, to *graph.Revision, first *int, after *string) int
 		Deliveries           func(childComplexity int, sink *string, alert *string, filter *string, status *DeliveryStatus, first *int) int
@@ -534,6 +601,7 @@ type ComplexityRoot struct {
 		Finding              func(childComplexity int, fingerprint string, at *graph.Revision) int
 		Findings             func(childComplexity int, at *graph.Revision, pack *string, rule *string, severity *Severity, status []FindingStatus, subject *SubjectInput, namespace *string, first *int, after *string) int
 		FindingsTrend        func(childComplexity int, last *int) int
+		LeastPrivilege       func(childComplexity int, subject SubjectInput, unusedFor *string) int
 		Lookup               func(childComplexity int, kind Kind, name string, namespace *string, at *graph.Revision) int
 		Neighbourhood        func(childComplexity int, id string, depth *int, kinds []Kind, first *int, at *graph.Revision) int
 		Node                 func(childComplexity int, id string, at *graph.Revision) int
@@ -547,6 +615,8 @@ type ComplexityRoot struct {
 		Server               func(childComplexity int) int
 		Sinks                func(childComplexity int) int
 		Suppressions         func(childComplexity int) int
+		UnusedPermissions    func(childComplexity int, unusedFor *string, subject *SubjectInput, namespace *string, requireFullWindow *bool, first *int, after *string) int
+		Usage                func(childComplexity int, subject SubjectInput, first *int, after *string) int
 		Warnings             func(childComplexity int, at *graph.Revision) int
 		WhoCan               func(childComplexity int, action ActionInput, at *graph.Revision, first *int, after *string) int
 	}
@@ -681,6 +751,11 @@ type ComplexityRoot struct {
 		Type               func(childComplexity int) int
 	}
 
+	Seen struct {
+		First func(childComplexity int) int
+		Last  func(childComplexity int) int
+	}
+
 	Server struct {
 		Cluster  func(childComplexity int) int
 		Horizon  func(childComplexity int) int
@@ -706,6 +781,7 @@ type ComplexityRoot struct {
 		Permissions    func(childComplexity int, namespace *string, first *int, after *string) int
 		Pods           func(childComplexity int, first *int, after *string) int
 		Revision       func(childComplexity int) int
+		Seen           func(childComplexity int) int
 		Username       func(childComplexity int) int
 	}
 
@@ -731,6 +807,15 @@ type ComplexityRoot struct {
 		Changes func(childComplexity int, since *graph.Revision) int
 	}
 
+	SuggestedRole struct {
+		BindingName func(childComplexity int) int
+		Covers      func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Namespace   func(childComplexity int) int
+		Rules       func(childComplexity int) int
+	}
+
 	Suppression struct {
 		Expired   func(childComplexity int) int
 		Expires   func(childComplexity int) int
@@ -744,6 +829,38 @@ type ComplexityRoot struct {
 		Subject   func(childComplexity int) int
 	}
 
+	Usage struct {
+		APIGroup       func(childComplexity int) int
+		First          func(childComplexity int) int
+		Last           func(childComplexity int) int
+		Name           func(childComplexity int) int
+		Namespace      func(childComplexity int) int
+		NonResourceURL func(childComplexity int) int
+		Resource       func(childComplexity int) int
+		Subresource    func(childComplexity int) int
+		Verb           func(childComplexity int) int
+	}
+
+	UsageConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	UsageEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	UsageWindow struct {
+		Complete      func(childComplexity int) int
+		Evidence      func(childComplexity int) int
+		From          func(childComplexity int) int
+		ObservedSince func(childComplexity int) int
+		To            func(childComplexity int) int
+	}
+
 	User struct {
 		Bindings    func(childComplexity int, first *int, after *string) int
 		Can         func(childComplexity int, action ActionInput) int
@@ -755,6 +872,7 @@ type ComplexityRoot struct {
 		Namespace   func(childComplexity int) int
 		Permissions func(childComplexity int, namespace *string, first *int, after *string) int
 		Revision    func(childComplexity int) int
+		Seen        func(childComplexity int) int
 	}
 
 	Viewer struct {
@@ -797,6 +915,12 @@ type ComplexityRoot struct {
 type GrantPathResolver interface {
 	Since(ctx context.Context, obj *GrantPath) (*GrantSince, error)
 }
+type GroupResolver interface {
+	Seen(ctx context.Context, obj *Group) (*Seen, error)
+}
+type GroupMembershipResolver interface {
+	Seen(ctx context.Context, obj *GroupMembership) (*Seen, error)
+}
 type MutationResolver interface {
 	Reload(ctx context.Context) (*ReloadResult, error)
 	SaveFilter(ctx context.Context, input SavedFilterInput) (*SavedFilter, error)
@@ -805,6 +929,9 @@ type MutationResolver interface {
 	DeleteSink(ctx context.Context, id string) (bool, error)
 	AddSuppression(ctx context.Context, input SuppressionInput) (*Suppression, error)
 	RemoveSuppression(ctx context.Context, id string) (bool, error)
+}
+type ObjectChangeResolver interface {
+	Actors(ctx context.Context, obj *ObjectChange) ([]*Actor, error)
 }
 type QueryResolver interface {
 	Server(ctx context.Context) (*Server, error)
@@ -825,6 +952,10 @@ type QueryResolver interface {
 	Alerts(ctx context.Context, filter *string, since *graph.Revision, first *int) ([]*Alert, error)
 	Sinks(ctx context.Context) ([]*Sink, error)
 	Deliveries(ctx context.Context, sink *string, alert *string, filter *string, status *DeliveryStatus, first *int) ([]*Delivery, error)
+	AuditCoverage(ctx context.Context) (*AuditCoverage, error)
+	Usage(ctx context.Context, subject SubjectInput, first *int, after *string) (*UsageConnection, error)
+	LeastPrivilege(ctx context.Context, subject SubjectInput, unusedFor *string) (*LeastPrivilege, error)
+	UnusedPermissions(ctx context.Context, unusedFor *string, subject *SubjectInput, namespace *string, requireFullWindow *bool, first *int, after *string) (*FindingConnection, error)
 	Packs(ctx context.Context) ([]*Pack, error)
 	Rules(ctx context.Context, pack *string) ([]*RiskRule, error)
 	FindingsTrend(ctx context.Context, last *int) ([]*FindingsTrendPoint, error)
@@ -833,9 +964,15 @@ type QueryResolver interface {
 	Suppressions(ctx context.Context) ([]*Suppression, error)
 	AttackPaths(ctx context.Context, subject SubjectInput, target *AttackTargetInput, k *int, at *graph.Revision) ([]*AttackPath, error)
 }
+type ServiceAccountResolver interface {
+	Seen(ctx context.Context, obj *ServiceAccount) (*Seen, error)
+}
 type SubscriptionResolver interface {
 	Changes(ctx context.Context, since *graph.Revision) (<-chan *RevisionInfo, error)
 	Alerts(ctx context.Context, filterIds []string, since *graph.Revision) (<-chan *Alert, error)
+}
+type UserResolver interface {
+	Seen(ctx context.Context, obj *User) (*Seen, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -856,18 +993,42 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Actor.auditID":
+		if e.ComplexityRoot.Actor.AuditID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Actor.AuditID(childComplexity), true
 	case "Actor.groups":
 		if e.ComplexityRoot.Actor.Groups == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Actor.Groups(childComplexity), true
+	case "Actor.impersonatedBy":
+		if e.ComplexityRoot.Actor.ImpersonatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Actor.ImpersonatedBy(childComplexity), true
+	case "Actor.sourceIP":
+		if e.ComplexityRoot.Actor.SourceIP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Actor.SourceIP(childComplexity), true
 	case "Actor.user":
 		if e.ComplexityRoot.Actor.User == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Actor.User(childComplexity), true
+	case "Actor.userAgent":
+		if e.ComplexityRoot.Actor.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Actor.UserAgent(childComplexity), true
 
 	case "Alert.causes":
 		if e.ComplexityRoot.Alert.Causes == nil {
@@ -1114,6 +1275,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AttackPath.Text(childComplexity), true
+
+	case "AuditCoverage.events":
+		if e.ComplexityRoot.AuditCoverage.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditCoverage.Events(childComplexity), true
+	case "AuditCoverage.first":
+		if e.ComplexityRoot.AuditCoverage.First == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditCoverage.First(childComplexity), true
+	case "AuditCoverage.last":
+		if e.ComplexityRoot.AuditCoverage.Last == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditCoverage.Last(childComplexity), true
 
 	case "BindingConnection.edges":
 		if e.ComplexityRoot.BindingConnection.Edges == nil {
@@ -2146,7 +2326,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.Revision(childComplexity), true
+	case "Group.seen":
+		if e.ComplexityRoot.Group.Seen == nil {
+			break
+		}
 
+		return e.ComplexityRoot.Group.Seen(childComplexity), true
+
+	case "GroupMembership.declared":
+		if e.ComplexityRoot.GroupMembership.Declared == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembership.Declared(childComplexity), true
 	case "GroupMembership.group":
 		if e.ComplexityRoot.GroupMembership.Group == nil {
 			break
@@ -2159,6 +2351,97 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GroupMembership.Implicit(childComplexity), true
+	case "GroupMembership.observed":
+		if e.ComplexityRoot.GroupMembership.Observed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembership.Observed(childComplexity), true
+	case "GroupMembership.seen":
+		if e.ComplexityRoot.GroupMembership.Seen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembership.Seen(childComplexity), true
+
+	case "HeldPermission.apiGroup":
+		if e.ComplexityRoot.HeldPermission.APIGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.APIGroup(childComplexity), true
+	case "HeldPermission.binding":
+		if e.ComplexityRoot.HeldPermission.Binding == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Binding(childComplexity), true
+	case "HeldPermission.lastUsed":
+		if e.ComplexityRoot.HeldPermission.LastUsed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.LastUsed(childComplexity), true
+	case "HeldPermission.namespace":
+		if e.ComplexityRoot.HeldPermission.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Namespace(childComplexity), true
+	case "HeldPermission.nonResourceURL":
+		if e.ComplexityRoot.HeldPermission.NonResourceURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.NonResourceURL(childComplexity), true
+	case "HeldPermission.resource":
+		if e.ComplexityRoot.HeldPermission.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Resource(childComplexity), true
+	case "HeldPermission.resourceNames":
+		if e.ComplexityRoot.HeldPermission.ResourceNames == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.ResourceNames(childComplexity), true
+	case "HeldPermission.role":
+		if e.ComplexityRoot.HeldPermission.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Role(childComplexity), true
+	case "HeldPermission.ruleIndex":
+		if e.ComplexityRoot.HeldPermission.RuleIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.RuleIndex(childComplexity), true
+	case "HeldPermission.shared":
+		if e.ComplexityRoot.HeldPermission.Shared == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Shared(childComplexity), true
+	case "HeldPermission.used":
+		if e.ComplexityRoot.HeldPermission.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Used(childComplexity), true
+	case "HeldPermission.uses":
+		if e.ComplexityRoot.HeldPermission.Uses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Uses(childComplexity), true
+	case "HeldPermission.verb":
+		if e.ComplexityRoot.HeldPermission.Verb == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HeldPermission.Verb(childComplexity), true
 
 	case "Identity.groups":
 		if e.ComplexityRoot.Identity.Groups == nil {
@@ -2172,6 +2455,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Identity.User(childComplexity), true
+
+	case "KeptPermission.narrowed":
+		if e.ComplexityRoot.KeptPermission.Narrowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeptPermission.Narrowed(childComplexity), true
+	case "KeptPermission.narrowedBy":
+		if e.ComplexityRoot.KeptPermission.NarrowedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeptPermission.NarrowedBy(childComplexity), true
+	case "KeptPermission.permission":
+		if e.ComplexityRoot.KeptPermission.Permission == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeptPermission.Permission(childComplexity), true
 
 	case "KindSummary.added":
 		if e.ComplexityRoot.KindSummary.Added == nil {
@@ -2210,6 +2512,116 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Label.Value(childComplexity), true
+
+	case "LeastPrivilege.groups":
+		if e.ComplexityRoot.LeastPrivilege.Groups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Groups(childComplexity), true
+	case "LeastPrivilege.held":
+		if e.ComplexityRoot.LeastPrivilege.Held == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Held(childComplexity), true
+	case "LeastPrivilege.kept":
+		if e.ComplexityRoot.LeastPrivilege.Kept == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Kept(childComplexity), true
+	case "LeastPrivilege.notGrantedByRBAC":
+		if e.ComplexityRoot.LeastPrivilege.NotGrantedByRbac == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.NotGrantedByRbac(childComplexity), true
+	case "LeastPrivilege.suggested":
+		if e.ComplexityRoot.LeastPrivilege.Suggested == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Suggested(childComplexity), true
+	case "LeastPrivilege.summary":
+		if e.ComplexityRoot.LeastPrivilege.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Summary(childComplexity), true
+	case "LeastPrivilege.superuser":
+		if e.ComplexityRoot.LeastPrivilege.Superuser == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Superuser(childComplexity), true
+	case "LeastPrivilege.unused":
+		if e.ComplexityRoot.LeastPrivilege.Unused == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Unused(childComplexity), true
+	case "LeastPrivilege.user":
+		if e.ComplexityRoot.LeastPrivilege.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.User(childComplexity), true
+	case "LeastPrivilege.window":
+		if e.ComplexityRoot.LeastPrivilege.Window == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Window(childComplexity), true
+	case "LeastPrivilege.yaml":
+		if e.ComplexityRoot.LeastPrivilege.Yaml == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilege.Yaml(childComplexity), true
+
+	case "LeastPrivilegeSummary.held":
+		if e.ComplexityRoot.LeastPrivilegeSummary.Held == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.Held(childComplexity), true
+	case "LeastPrivilegeSummary.notGrantedByRBAC":
+		if e.ComplexityRoot.LeastPrivilegeSummary.NotGrantedByRbac == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.NotGrantedByRbac(childComplexity), true
+	case "LeastPrivilegeSummary.staleKeys":
+		if e.ComplexityRoot.LeastPrivilegeSummary.StaleKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.StaleKeys(childComplexity), true
+	case "LeastPrivilegeSummary.suggestedRules":
+		if e.ComplexityRoot.LeastPrivilegeSummary.SuggestedRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.SuggestedRules(childComplexity), true
+	case "LeastPrivilegeSummary.unused":
+		if e.ComplexityRoot.LeastPrivilegeSummary.Unused == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.Unused(childComplexity), true
+	case "LeastPrivilegeSummary.usageKeys":
+		if e.ComplexityRoot.LeastPrivilegeSummary.UsageKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.UsageKeys(childComplexity), true
+	case "LeastPrivilegeSummary.used":
+		if e.ComplexityRoot.LeastPrivilegeSummary.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeastPrivilegeSummary.Used(childComplexity), true
 
 	case "Mutation.addSuppression":
 		if e.ComplexityRoot.Mutation.AddSuppression == nil {
@@ -2426,6 +2838,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.NodeEdge.Node(childComplexity), true
 
+	case "ObjectChange.actors":
+		if e.ComplexityRoot.ObjectChange.Actors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ObjectChange.Actors(childComplexity), true
 	case "ObjectChange.after":
 		if e.ComplexityRoot.ObjectChange.After == nil {
 			break
@@ -2847,6 +3265,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AttackPaths(childComplexity, args["subject"].(SubjectInput), args["target"].(*AttackTargetInput), args["k"].(*int), args["at"].(*graph.Revision)), true
+	case "Query.auditCoverage":
+		if e.ComplexityRoot.Query.AuditCoverage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AuditCoverage(childComplexity), true
 	case "Query.can":
 		if e.ComplexityRoot.Query.Can == nil {
 			break
@@ -2936,6 +3360,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.FindingsTrend(childComplexity, args["last"].(*int)), true
 
+	case "Query.leastPrivilege":
+		if e.ComplexityRoot.Query.LeastPrivilege == nil {
+			break
+		}
+
+		args, err := ec.field_Query_leastPrivilege_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.LeastPrivilege(childComplexity, args["subject"].(SubjectInput), args["unusedFor"].(*string)), true
 	case "Query.lookup":
 		if e.ComplexityRoot.Query.Lookup == nil {
 			break
@@ -3054,6 +3489,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Suppressions(childComplexity), true
+	case "Query.unusedPermissions":
+		if e.ComplexityRoot.Query.UnusedPermissions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_unusedPermissions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.UnusedPermissions(childComplexity, args["unusedFor"].(*string), args["subject"].(*SubjectInput), args["namespace"].(*string), args["requireFullWindow"].(*bool), args["first"].(*int), args["after"].(*string)), true
+	case "Query.usage":
+		if e.ComplexityRoot.Query.Usage == nil {
+			break
+		}
+
+		args, err := ec.field_Query_usage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Usage(childComplexity, args["subject"].(SubjectInput), args["first"].(*int), args["after"].(*string)), true
 	case "Query.warnings":
 		if e.ComplexityRoot.Query.Warnings == nil {
 			break
@@ -3624,6 +4081,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Secret.Type(childComplexity), true
 
+	case "Seen.first":
+		if e.ComplexityRoot.Seen.First == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Seen.First(childComplexity), true
+	case "Seen.last":
+		if e.ComplexityRoot.Seen.Last == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Seen.Last(childComplexity), true
+
 	case "Server.cluster":
 		if e.ComplexityRoot.Server.Cluster == nil {
 			break
@@ -3771,6 +4241,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ServiceAccount.Revision(childComplexity), true
+	case "ServiceAccount.seen":
+		if e.ComplexityRoot.ServiceAccount.Seen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccount.Seen(childComplexity), true
 	case "ServiceAccount.username":
 		if e.ComplexityRoot.ServiceAccount.Username == nil {
 			break
@@ -3869,6 +4345,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.Changes(childComplexity, args["since"].(*graph.Revision)), true
 
+	case "SuggestedRole.bindingName":
+		if e.ComplexityRoot.SuggestedRole.BindingName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuggestedRole.BindingName(childComplexity), true
+	case "SuggestedRole.covers":
+		if e.ComplexityRoot.SuggestedRole.Covers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuggestedRole.Covers(childComplexity), true
+	case "SuggestedRole.kind":
+		if e.ComplexityRoot.SuggestedRole.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuggestedRole.Kind(childComplexity), true
+	case "SuggestedRole.name":
+		if e.ComplexityRoot.SuggestedRole.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuggestedRole.Name(childComplexity), true
+	case "SuggestedRole.namespace":
+		if e.ComplexityRoot.SuggestedRole.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuggestedRole.Namespace(childComplexity), true
+	case "SuggestedRole.rules":
+		if e.ComplexityRoot.SuggestedRole.Rules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuggestedRole.Rules(childComplexity), true
+
 	case "Suppression.expired":
 		if e.ComplexityRoot.Suppression.Expired == nil {
 			break
@@ -3929,6 +4442,130 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Suppression.Subject(childComplexity), true
+
+	case "Usage.apiGroup":
+		if e.ComplexityRoot.Usage.APIGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.APIGroup(childComplexity), true
+	case "Usage.first":
+		if e.ComplexityRoot.Usage.First == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.First(childComplexity), true
+	case "Usage.last":
+		if e.ComplexityRoot.Usage.Last == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Last(childComplexity), true
+	case "Usage.name":
+		if e.ComplexityRoot.Usage.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Name(childComplexity), true
+	case "Usage.namespace":
+		if e.ComplexityRoot.Usage.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Namespace(childComplexity), true
+	case "Usage.nonResourceURL":
+		if e.ComplexityRoot.Usage.NonResourceURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.NonResourceURL(childComplexity), true
+	case "Usage.resource":
+		if e.ComplexityRoot.Usage.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Resource(childComplexity), true
+	case "Usage.subresource":
+		if e.ComplexityRoot.Usage.Subresource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Subresource(childComplexity), true
+	case "Usage.verb":
+		if e.ComplexityRoot.Usage.Verb == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Verb(childComplexity), true
+
+	case "UsageConnection.edges":
+		if e.ComplexityRoot.UsageConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageConnection.Edges(childComplexity), true
+	case "UsageConnection.nodes":
+		if e.ComplexityRoot.UsageConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageConnection.Nodes(childComplexity), true
+	case "UsageConnection.pageInfo":
+		if e.ComplexityRoot.UsageConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageConnection.PageInfo(childComplexity), true
+	case "UsageConnection.totalCount":
+		if e.ComplexityRoot.UsageConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageConnection.TotalCount(childComplexity), true
+
+	case "UsageEdge.cursor":
+		if e.ComplexityRoot.UsageEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageEdge.Cursor(childComplexity), true
+	case "UsageEdge.node":
+		if e.ComplexityRoot.UsageEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageEdge.Node(childComplexity), true
+
+	case "UsageWindow.complete":
+		if e.ComplexityRoot.UsageWindow.Complete == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageWindow.Complete(childComplexity), true
+	case "UsageWindow.evidence":
+		if e.ComplexityRoot.UsageWindow.Evidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageWindow.Evidence(childComplexity), true
+	case "UsageWindow.from":
+		if e.ComplexityRoot.UsageWindow.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageWindow.From(childComplexity), true
+	case "UsageWindow.observedSince":
+		if e.ComplexityRoot.UsageWindow.ObservedSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageWindow.ObservedSince(childComplexity), true
+	case "UsageWindow.to":
+		if e.ComplexityRoot.UsageWindow.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageWindow.To(childComplexity), true
 
 	case "User.bindings":
 		if e.ComplexityRoot.User.Bindings == nil {
@@ -4005,6 +4642,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Revision(childComplexity), true
+	case "User.seen":
+		if e.ComplexityRoot.User.Seen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Seen(childComplexity), true
 
 	case "Viewer.role":
 		if e.ComplexityRoot.Viewer.Role == nil {
@@ -4220,7 +4863,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/alerts.graphqls" "schema/findings.graphqls" "schema/history.graphqls" "schema/nodes.graphqls" "schema/schema.graphqls"
+//go:embed "schema/alerts.graphqls" "schema/audit.graphqls" "schema/findings.graphqls" "schema/history.graphqls" "schema/nodes.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -4233,6 +4876,7 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "schema/alerts.graphqls", Input: sourceData("schema/alerts.graphqls"), BuiltIn: false},
+	{Name: "schema/audit.graphqls", Input: sourceData("schema/audit.graphqls"), BuiltIn: false},
 	{Name: "schema/findings.graphqls", Input: sourceData("schema/findings.graphqls"), BuiltIn: false},
 	{Name: "schema/history.graphqls", Input: sourceData("schema/history.graphqls"), BuiltIn: false},
 	{Name: "schema/nodes.graphqls", Input: sourceData("schema/nodes.graphqls"), BuiltIn: false},
@@ -4250,6 +4894,14 @@ func (ec *executionContext) childFields_Actor(ctx context.Context, field graphql
 		return ec.fieldContext_Actor_user(ctx, field)
 	case "groups":
 		return ec.fieldContext_Actor_groups(ctx, field)
+	case "impersonatedBy":
+		return ec.fieldContext_Actor_impersonatedBy(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_Actor_userAgent(ctx, field)
+	case "sourceIP":
+		return ec.fieldContext_Actor_sourceIP(ctx, field)
+	case "auditID":
+		return ec.fieldContext_Actor_auditID(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Actor", field.Name)
 }
@@ -4368,6 +5020,18 @@ func (ec *executionContext) childFields_AttackPath(ctx context.Context, field gr
 		return ec.fieldContext_AttackPath_text(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AttackPath", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditCoverage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "first":
+		return ec.fieldContext_AuditCoverage_first(ctx, field)
+	case "last":
+		return ec.fieldContext_AuditCoverage_last(ctx, field)
+	case "events":
+		return ec.fieldContext_AuditCoverage_events(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditCoverage", field.Name)
 }
 
 func (ec *executionContext) childFields_BindingConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4816,6 +5480,8 @@ func (ec *executionContext) childFields_Group(ctx context.Context, field graphql
 		return ec.fieldContext_Group_revision(ctx, field)
 	case "members":
 		return ec.fieldContext_Group_members(ctx, field)
+	case "seen":
+		return ec.fieldContext_Group_seen(ctx, field)
 	case "bindings":
 		return ec.fieldContext_Group_bindings(ctx, field)
 	case "permissions":
@@ -4832,8 +5498,46 @@ func (ec *executionContext) childFields_GroupMembership(ctx context.Context, fie
 		return ec.fieldContext_GroupMembership_group(ctx, field)
 	case "implicit":
 		return ec.fieldContext_GroupMembership_implicit(ctx, field)
+	case "declared":
+		return ec.fieldContext_GroupMembership_declared(ctx, field)
+	case "observed":
+		return ec.fieldContext_GroupMembership_observed(ctx, field)
+	case "seen":
+		return ec.fieldContext_GroupMembership_seen(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GroupMembership", field.Name)
+}
+
+func (ec *executionContext) childFields_HeldPermission(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "namespace":
+		return ec.fieldContext_HeldPermission_namespace(ctx, field)
+	case "binding":
+		return ec.fieldContext_HeldPermission_binding(ctx, field)
+	case "role":
+		return ec.fieldContext_HeldPermission_role(ctx, field)
+	case "ruleIndex":
+		return ec.fieldContext_HeldPermission_ruleIndex(ctx, field)
+	case "shared":
+		return ec.fieldContext_HeldPermission_shared(ctx, field)
+	case "verb":
+		return ec.fieldContext_HeldPermission_verb(ctx, field)
+	case "apiGroup":
+		return ec.fieldContext_HeldPermission_apiGroup(ctx, field)
+	case "resource":
+		return ec.fieldContext_HeldPermission_resource(ctx, field)
+	case "resourceNames":
+		return ec.fieldContext_HeldPermission_resourceNames(ctx, field)
+	case "nonResourceURL":
+		return ec.fieldContext_HeldPermission_nonResourceURL(ctx, field)
+	case "used":
+		return ec.fieldContext_HeldPermission_used(ctx, field)
+	case "lastUsed":
+		return ec.fieldContext_HeldPermission_lastUsed(ctx, field)
+	case "uses":
+		return ec.fieldContext_HeldPermission_uses(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HeldPermission", field.Name)
 }
 
 func (ec *executionContext) childFields_Identity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4844,6 +5548,18 @@ func (ec *executionContext) childFields_Identity(ctx context.Context, field grap
 		return ec.fieldContext_Identity_groups(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Identity", field.Name)
+}
+
+func (ec *executionContext) childFields_KeptPermission(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "permission":
+		return ec.fieldContext_KeptPermission_permission(ctx, field)
+	case "narrowed":
+		return ec.fieldContext_KeptPermission_narrowed(ctx, field)
+	case "narrowedBy":
+		return ec.fieldContext_KeptPermission_narrowedBy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KeptPermission", field.Name)
 }
 
 func (ec *executionContext) childFields_KindSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4868,6 +5584,54 @@ func (ec *executionContext) childFields_Label(ctx context.Context, field graphql
 		return ec.fieldContext_Label_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Label", field.Name)
+}
+
+func (ec *executionContext) childFields_LeastPrivilege(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_LeastPrivilege_user(ctx, field)
+	case "groups":
+		return ec.fieldContext_LeastPrivilege_groups(ctx, field)
+	case "superuser":
+		return ec.fieldContext_LeastPrivilege_superuser(ctx, field)
+	case "window":
+		return ec.fieldContext_LeastPrivilege_window(ctx, field)
+	case "summary":
+		return ec.fieldContext_LeastPrivilege_summary(ctx, field)
+	case "held":
+		return ec.fieldContext_LeastPrivilege_held(ctx, field)
+	case "unused":
+		return ec.fieldContext_LeastPrivilege_unused(ctx, field)
+	case "yaml":
+		return ec.fieldContext_LeastPrivilege_yaml(ctx, field)
+	case "suggested":
+		return ec.fieldContext_LeastPrivilege_suggested(ctx, field)
+	case "notGrantedByRBAC":
+		return ec.fieldContext_LeastPrivilege_notGrantedByRBAC(ctx, field)
+	case "kept":
+		return ec.fieldContext_LeastPrivilege_kept(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeastPrivilege", field.Name)
+}
+
+func (ec *executionContext) childFields_LeastPrivilegeSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "held":
+		return ec.fieldContext_LeastPrivilegeSummary_held(ctx, field)
+	case "used":
+		return ec.fieldContext_LeastPrivilegeSummary_used(ctx, field)
+	case "unused":
+		return ec.fieldContext_LeastPrivilegeSummary_unused(ctx, field)
+	case "usageKeys":
+		return ec.fieldContext_LeastPrivilegeSummary_usageKeys(ctx, field)
+	case "staleKeys":
+		return ec.fieldContext_LeastPrivilegeSummary_staleKeys(ctx, field)
+	case "notGrantedByRBAC":
+		return ec.fieldContext_LeastPrivilegeSummary_notGrantedByRBAC(ctx, field)
+	case "suggestedRules":
+		return ec.fieldContext_LeastPrivilegeSummary_suggestedRules(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeastPrivilegeSummary", field.Name)
 }
 
 func (ec *executionContext) childFields_Namespace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4962,6 +5726,8 @@ func (ec *executionContext) childFields_ObjectChange(ctx context.Context, field 
 		return ec.fieldContext_ObjectChange_before(ctx, field)
 	case "after":
 		return ec.fieldContext_ObjectChange_after(ctx, field)
+	case "actors":
+		return ec.fieldContext_ObjectChange_actors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ObjectChange", field.Name)
 }
@@ -5344,6 +6110,16 @@ func (ec *executionContext) childFields_SearchEdge(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type SearchEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_Seen(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "first":
+		return ec.fieldContext_Seen_first(ctx, field)
+	case "last":
+		return ec.fieldContext_Seen_last(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Seen", field.Name)
+}
+
 func (ec *executionContext) childFields_Server(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "cluster":
@@ -5386,6 +6162,8 @@ func (ec *executionContext) childFields_ServiceAccount(ctx context.Context, fiel
 		return ec.fieldContext_ServiceAccount_username(ctx, field)
 	case "groups":
 		return ec.fieldContext_ServiceAccount_groups(ctx, field)
+	case "seen":
+		return ec.fieldContext_ServiceAccount_seen(ctx, field)
 	case "pods":
 		return ec.fieldContext_ServiceAccount_pods(ctx, field)
 	case "namespaceNode":
@@ -5434,6 +6212,24 @@ func (ec *executionContext) childFields_Sink(ctx context.Context, field graphql.
 	return nil, fmt.Errorf("no field named %q was found under type Sink", field.Name)
 }
 
+func (ec *executionContext) childFields_SuggestedRole(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_SuggestedRole_kind(ctx, field)
+	case "namespace":
+		return ec.fieldContext_SuggestedRole_namespace(ctx, field)
+	case "name":
+		return ec.fieldContext_SuggestedRole_name(ctx, field)
+	case "bindingName":
+		return ec.fieldContext_SuggestedRole_bindingName(ctx, field)
+	case "rules":
+		return ec.fieldContext_SuggestedRole_rules(ctx, field)
+	case "covers":
+		return ec.fieldContext_SuggestedRole_covers(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SuggestedRole", field.Name)
+}
+
 func (ec *executionContext) childFields_Suppression(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -5458,6 +6254,70 @@ func (ec *executionContext) childFields_Suppression(ctx context.Context, field g
 		return ec.fieldContext_Suppression_source(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Suppression", field.Name)
+}
+
+func (ec *executionContext) childFields_Usage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "verb":
+		return ec.fieldContext_Usage_verb(ctx, field)
+	case "apiGroup":
+		return ec.fieldContext_Usage_apiGroup(ctx, field)
+	case "resource":
+		return ec.fieldContext_Usage_resource(ctx, field)
+	case "subresource":
+		return ec.fieldContext_Usage_subresource(ctx, field)
+	case "namespace":
+		return ec.fieldContext_Usage_namespace(ctx, field)
+	case "name":
+		return ec.fieldContext_Usage_name(ctx, field)
+	case "nonResourceURL":
+		return ec.fieldContext_Usage_nonResourceURL(ctx, field)
+	case "first":
+		return ec.fieldContext_Usage_first(ctx, field)
+	case "last":
+		return ec.fieldContext_Usage_last(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Usage", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_UsageConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_UsageConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_UsageConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_UsageConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_UsageEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_UsageEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageWindow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "from":
+		return ec.fieldContext_UsageWindow_from(ctx, field)
+	case "to":
+		return ec.fieldContext_UsageWindow_to(ctx, field)
+	case "observedSince":
+		return ec.fieldContext_UsageWindow_observedSince(ctx, field)
+	case "complete":
+		return ec.fieldContext_UsageWindow_complete(ctx, field)
+	case "evidence":
+		return ec.fieldContext_UsageWindow_evidence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageWindow", field.Name)
 }
 
 func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6322,6 +7182,28 @@ func (ec *executionContext) field_Query_findings_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_leastPrivilege_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subject",
+		func(ctx context.Context, v any) (SubjectInput, error) {
+			return ec.unmarshalNSubjectInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["subject"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "unusedFor",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["unusedFor"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_lookup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6575,6 +7457,90 @@ func (ec *executionContext) field_Query_search_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["after"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_unusedPermissions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "unusedFor",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["unusedFor"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "subject",
+		func(ctx context.Context, v any) (*SubjectInput, error) {
+			return ec.unmarshalOSubjectInput2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["subject"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "namespace",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["namespace"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "requireFullWindow",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["requireFullWindow"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_usage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subject",
+		func(ctx context.Context, v any) (SubjectInput, error) {
+			return ec.unmarshalNSubjectInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSubjectInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["subject"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -6945,6 +7911,98 @@ func (ec *executionContext) _Actor_groups(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Actor_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Actor_impersonatedBy(ctx context.Context, field graphql.CollectedField, obj *Actor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Actor_impersonatedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ImpersonatedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Actor_impersonatedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Actor_userAgent(ctx context.Context, field graphql.CollectedField, obj *Actor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Actor_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserAgent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Actor_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Actor_sourceIP(ctx context.Context, field graphql.CollectedField, obj *Actor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Actor_sourceIP(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SourceIP, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Actor_sourceIP(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Actor_auditID(ctx context.Context, field graphql.CollectedField, obj *Actor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Actor_auditID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuditID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Actor_auditID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Actor", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
@@ -7421,7 +8479,7 @@ func (ec *executionContext) _AlertCause_actor(ctx context.Context, field graphql
 			return ec.fieldContext_AlertCause_actor(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Actor(), nil
+			return obj.Actor(ctx)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -7983,6 +9041,75 @@ func (ec *executionContext) _AttackPath_text(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_AttackPath_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AttackPath", field, true, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AuditCoverage_first(ctx context.Context, field graphql.CollectedField, obj *AuditCoverage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditCoverage_first(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.First, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditCoverage_first(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditCoverage", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AuditCoverage_last(ctx context.Context, field graphql.CollectedField, obj *AuditCoverage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditCoverage_last(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Last, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditCoverage_last(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditCoverage", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AuditCoverage_events(ctx context.Context, field graphql.CollectedField, obj *AuditCoverage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditCoverage_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditCoverage_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditCoverage", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _BindingConnection_edges(ctx context.Context, field graphql.CollectedField, obj *BindingConnection) (ret graphql.Marshaler) {
@@ -12262,6 +13389,38 @@ func (ec *executionContext) fieldContext_Group_members(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Group_seen(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_seen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().Seen(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Seen) graphql.Marshaler {
+			return ec.marshalOSeen2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeen(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Group_seen(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Seen(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Group_bindings(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12449,6 +13608,401 @@ func (ec *executionContext) fieldContext_GroupMembership_implicit(_ context.Cont
 	return graphql.NewScalarFieldContext("GroupMembership", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _GroupMembership_declared(ctx context.Context, field graphql.CollectedField, obj *GroupMembership) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembership_declared(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Declared, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembership_declared(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupMembership", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _GroupMembership_observed(ctx context.Context, field graphql.CollectedField, obj *GroupMembership) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembership_observed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Observed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembership_observed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupMembership", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _GroupMembership_seen(ctx context.Context, field graphql.CollectedField, obj *GroupMembership) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembership_seen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.GroupMembership().Seen(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Seen) graphql.Marshaler {
+			return ec.marshalOSeen2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeen(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembership_seen(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupMembership",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Seen(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HeldPermission_namespace(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_binding(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_binding(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Binding, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalNObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_binding(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HeldPermission",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HeldPermission_role(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ObjectRef) graphql.Marshaler {
+			return ec.marshalNObjectRef2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐObjectRef(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HeldPermission",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ObjectRef(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HeldPermission_ruleIndex(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_ruleIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RuleIndex, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_ruleIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_shared(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_shared(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Shared, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_shared(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_verb(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_verb(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Verb, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_verb(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_apiGroup(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_apiGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_apiGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_resource(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_resourceNames(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_resourceNames(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResourceNames, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_resourceNames(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_nonResourceURL(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_nonResourceURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NonResourceURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_nonResourceURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_used(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_lastUsed(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_lastUsed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_lastUsed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _HeldPermission_uses(ctx context.Context, field graphql.CollectedField, obj *HeldPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HeldPermission_uses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Uses, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HeldPermission_uses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HeldPermission", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _Identity_user(ctx context.Context, field graphql.CollectedField, obj *Identity) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12493,6 +14047,84 @@ func (ec *executionContext) _Identity_groups(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Identity_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Identity", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KeptPermission_permission(ctx context.Context, field graphql.CollectedField, obj *KeptPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeptPermission_permission(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Permission, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HeldPermission) graphql.Marshaler {
+			return ec.marshalNHeldPermission2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐHeldPermission(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeptPermission_permission(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeptPermission",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HeldPermission(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KeptPermission_narrowed(ctx context.Context, field graphql.CollectedField, obj *KeptPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeptPermission_narrowed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Narrowed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeptPermission_narrowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeptPermission", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _KeptPermission_narrowedBy(ctx context.Context, field graphql.CollectedField, obj *KeptPermission) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeptPermission_narrowedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NarrowedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeptPermission_narrowedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeptPermission", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _KindSummary_kind(ctx context.Context, field graphql.CollectedField, obj *KindSummary) (ret graphql.Marshaler) {
@@ -12631,6 +14263,483 @@ func (ec *executionContext) _Label_value(ctx context.Context, field graphql.Coll
 }
 func (ec *executionContext) fieldContext_Label_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Label", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilege_user(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilege", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilege_groups(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_groups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Groups, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilege", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilege_superuser(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_superuser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Superuser, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_superuser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilege", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilege_window(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_window(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Window, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *UsageWindow) graphql.Marshaler {
+			return ec.marshalNUsageWindow2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageWindow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_window(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageWindow(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilege_summary(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *LeastPrivilegeSummary) graphql.Marshaler {
+			return ec.marshalNLeastPrivilegeSummary2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐLeastPrivilegeSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeastPrivilegeSummary(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilege_held(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_held(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Held, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HeldPermission) graphql.Marshaler {
+			return ec.marshalNHeldPermission2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐHeldPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_held(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HeldPermission(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilege_unused(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_unused(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unused, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HeldPermission) graphql.Marshaler {
+			return ec.marshalNHeldPermission2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐHeldPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_unused(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HeldPermission(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilege_yaml(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_yaml(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Yaml, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_yaml(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilege", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilege_suggested(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_suggested(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Suggested, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*SuggestedRole) graphql.Marshaler {
+			return ec.marshalNSuggestedRole2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuggestedRoleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_suggested(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SuggestedRole(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilege_notGrantedByRBAC(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_notGrantedByRBAC(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NotGrantedByRbac, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_notGrantedByRBAC(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilege_kept(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilege) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilege_kept(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kept, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*KeptPermission) graphql.Marshaler {
+			return ec.marshalNKeptPermission2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKeptPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilege_kept(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeastPrivilege",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeptPermission(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_held(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_held(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Held, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_held(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_used(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_unused(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_unused(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unused, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_unused(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_usageKeys(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_usageKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UsageKeys, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_usageKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_staleKeys(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_staleKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StaleKeys, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_staleKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_notGrantedByRBAC(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_notGrantedByRBAC(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NotGrantedByRbac, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_notGrantedByRBAC(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _LeastPrivilegeSummary_suggestedRules(ctx context.Context, field graphql.CollectedField, obj *LeastPrivilegeSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeastPrivilegeSummary_suggestedRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SuggestedRules, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeastPrivilegeSummary_suggestedRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeastPrivilegeSummary", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _Mutation_reload(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -13719,6 +15828,38 @@ func (ec *executionContext) _ObjectChange_after(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_ObjectChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ObjectChange", field, true, false, errors.New("field of type JSON does not have child fields"))
+}
+
+func (ec *executionContext) _ObjectChange_actors(ctx context.Context, field graphql.CollectedField, obj *ObjectChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ObjectChange_actors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ObjectChange().Actors(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Actor) graphql.Marshaler {
+			return ec.marshalNActor2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐActorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ObjectChange_actors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ObjectChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Actor(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ObjectChangeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ObjectChangeConnection) (ret graphql.Marshaler) {
@@ -15948,6 +18089,170 @@ func (ec *executionContext) fieldContext_Query_deliveries(ctx context.Context, f
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_deliveries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditCoverage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditCoverage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AuditCoverage(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AuditCoverage) graphql.Marshaler {
+			return ec.marshalOAuditCoverage2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAuditCoverage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditCoverage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditCoverage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_usage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Usage(ctx, fc.Args["subject"].(SubjectInput), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *UsageConnection) graphql.Marshaler {
+			return ec.marshalNUsageConnection2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_usage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_usage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_leastPrivilege(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_leastPrivilege(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().LeastPrivilege(ctx, fc.Args["subject"].(SubjectInput), fc.Args["unusedFor"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *LeastPrivilege) graphql.Marshaler {
+			return ec.marshalNLeastPrivilege2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐLeastPrivilege(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_leastPrivilege(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeastPrivilege(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_leastPrivilege_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_unusedPermissions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_unusedPermissions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().UnusedPermissions(ctx, fc.Args["unusedFor"].(*string), fc.Args["subject"].(*SubjectInput), fc.Args["namespace"].(*string), fc.Args["requireFullWindow"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FindingConnection) graphql.Marshaler {
+			return ec.marshalNFindingConnection2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐFindingConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_unusedPermissions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FindingConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_unusedPermissions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18566,6 +20871,52 @@ func (ec *executionContext) fieldContext_Secret_serviceAccount(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Seen_first(ctx context.Context, field graphql.CollectedField, obj *Seen) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Seen_first(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.First, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Seen_first(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Seen", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Seen_last(ctx context.Context, field graphql.CollectedField, obj *Seen) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Seen_last(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Last, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Seen_last(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Seen", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _Server_cluster(ctx context.Context, field graphql.CollectedField, obj *Server) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18979,6 +21330,38 @@ func (ec *executionContext) fieldContext_ServiceAccount_groups(_ context.Context
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_GroupMembership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ServiceAccount_seen(ctx context.Context, field graphql.CollectedField, obj *ServiceAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccount_seen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ServiceAccount().Seen(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Seen) graphql.Marshaler {
+			return ec.marshalOSeen2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeen(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccount_seen(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServiceAccount",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Seen(ctx, field)
 		},
 	}
 	return fc, nil
@@ -19533,6 +21916,162 @@ func (ec *executionContext) fieldContext_Subscription_alerts(ctx context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _SuggestedRole_kind(ctx context.Context, field graphql.CollectedField, obj *SuggestedRole) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SuggestedRole_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v Kind) graphql.Marshaler {
+			return ec.marshalNKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SuggestedRole_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SuggestedRole", field, false, false, errors.New("field of type Kind does not have child fields"))
+}
+
+func (ec *executionContext) _SuggestedRole_namespace(ctx context.Context, field graphql.CollectedField, obj *SuggestedRole) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SuggestedRole_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SuggestedRole_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SuggestedRole", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SuggestedRole_name(ctx context.Context, field graphql.CollectedField, obj *SuggestedRole) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SuggestedRole_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SuggestedRole_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SuggestedRole", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SuggestedRole_bindingName(ctx context.Context, field graphql.CollectedField, obj *SuggestedRole) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SuggestedRole_bindingName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BindingName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SuggestedRole_bindingName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SuggestedRole", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SuggestedRole_rules(ctx context.Context, field graphql.CollectedField, obj *SuggestedRole) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SuggestedRole_rules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rules, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Rule) graphql.Marshaler {
+			return ec.marshalNRule2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SuggestedRole_rules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SuggestedRole",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Rule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SuggestedRole_covers(ctx context.Context, field graphql.CollectedField, obj *SuggestedRole) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SuggestedRole_covers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Covers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SuggestedRole_covers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SuggestedRole",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Suppression_id(ctx context.Context, field graphql.CollectedField, obj *Suppression) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19781,6 +22320,502 @@ func (ec *executionContext) fieldContext_Suppression_source(_ context.Context, f
 	return graphql.NewScalarFieldContext("Suppression", field, true, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _Usage_verb(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_verb(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Verb, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_verb(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_apiGroup(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_apiGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_apiGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_resource(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_subresource(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_subresource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subresource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_subresource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_namespace(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_name(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_nonResourceURL(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_nonResourceURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NonResourceURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_nonResourceURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_first(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_first(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.First, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_first(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Usage_last(ctx context.Context, field graphql.CollectedField, obj *Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_last(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Last, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_last(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _UsageConnection_edges(ctx context.Context, field graphql.CollectedField, obj *UsageConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UsageEdge) graphql.Marshaler {
+			return ec.marshalNUsageEdge2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *UsageConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *UsageConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *UsageConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageConnection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _UsageEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *UsageEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageEdge_node(ctx context.Context, field graphql.CollectedField, obj *UsageEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageWindow_from(ctx context.Context, field graphql.CollectedField, obj *UsageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageWindow_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageWindow_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageWindow", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _UsageWindow_to(ctx context.Context, field graphql.CollectedField, obj *UsageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageWindow_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageWindow_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageWindow", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _UsageWindow_observedSince(ctx context.Context, field graphql.CollectedField, obj *UsageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageWindow_observedSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObservedSince, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UsageWindow_observedSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageWindow", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _UsageWindow_complete(ctx context.Context, field graphql.CollectedField, obj *UsageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageWindow_complete(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Complete, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageWindow_complete(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageWindow", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _UsageWindow_evidence(ctx context.Context, field graphql.CollectedField, obj *UsageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageWindow_evidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Evidence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageWindow_evidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageWindow", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19946,6 +22981,38 @@ func (ec *executionContext) fieldContext_User_groups(_ context.Context, field gr
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_GroupMembership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_seen(ctx context.Context, field graphql.CollectedField, obj *User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_seen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Seen(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Seen) graphql.Marshaler {
+			return ec.marshalOSeen2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeen(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_seen(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Seen(ctx, field)
 		},
 	}
 	return fc, nil
@@ -22297,6 +25364,26 @@ func (ec *executionContext) _Actor(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "impersonatedBy":
+			out.Values[i] = ec._Actor_impersonatedBy(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userAgent":
+			out.Values[i] = ec._Actor_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sourceIP":
+			out.Values[i] = ec._Actor_sourceIP(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auditID":
+			out.Values[i] = ec._Actor_auditID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -22431,38 +25518,71 @@ func (ec *executionContext) _AlertCause(ctx context.Context, sel ast.SelectionSe
 		case "revision":
 			out.Values[i] = ec._AlertCause_revision(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "seq":
 			out.Values[i] = ec._AlertCause_seq(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "op":
 			out.Values[i] = ec._AlertCause_op(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
 			out.Values[i] = ec._AlertCause_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "namespace":
 			out.Values[i] = ec._AlertCause_namespace(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._AlertCause_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "actor":
-			out.Values[i] = ec._AlertCause_actor(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AlertCause_actor(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
 			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -22692,6 +25812,54 @@ func (ec *executionContext) _AttackPath(ctx context.Context, sel ast.SelectionSe
 			}
 		case "text":
 			out.Values[i] = ec._AttackPath_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var auditCoverageImplementors = []string{"AuditCoverage"}
+
+func (ec *executionContext) _AuditCoverage(ctx context.Context, sel ast.SelectionSet, obj *AuditCoverage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditCoverageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditCoverage")
+		case "first":
+			out.Values[i] = ec._AuditCoverage_first(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "last":
+			out.Values[i] = ec._AuditCoverage_last(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "events":
+			out.Values[i] = ec._AuditCoverage_events(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24470,6 +27638,44 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "seen":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Group_seen(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "bindings":
 			out.Values[i] = ec._Group_bindings(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -24554,10 +27760,156 @@ func (ec *executionContext) _GroupMembership(ctx context.Context, sel ast.Select
 		case "group":
 			out.Values[i] = ec._GroupMembership_group(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "implicit":
 			out.Values[i] = ec._GroupMembership_implicit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "declared":
+			out.Values[i] = ec._GroupMembership_declared(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "observed":
+			out.Values[i] = ec._GroupMembership_observed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "seen":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._GroupMembership_seen(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var heldPermissionImplementors = []string{"HeldPermission"}
+
+func (ec *executionContext) _HeldPermission(ctx context.Context, sel ast.SelectionSet, obj *HeldPermission) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, heldPermissionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HeldPermission")
+		case "namespace":
+			out.Values[i] = ec._HeldPermission_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "binding":
+			out.Values[i] = ec._HeldPermission_binding(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "role":
+			out.Values[i] = ec._HeldPermission_role(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ruleIndex":
+			out.Values[i] = ec._HeldPermission_ruleIndex(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shared":
+			out.Values[i] = ec._HeldPermission_shared(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verb":
+			out.Values[i] = ec._HeldPermission_verb(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "apiGroup":
+			out.Values[i] = ec._HeldPermission_apiGroup(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resource":
+			out.Values[i] = ec._HeldPermission_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resourceNames":
+			out.Values[i] = ec._HeldPermission_resourceNames(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nonResourceURL":
+			out.Values[i] = ec._HeldPermission_nonResourceURL(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "used":
+			out.Values[i] = ec._HeldPermission_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastUsed":
+			out.Values[i] = ec._HeldPermission_lastUsed(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "uses":
+			out.Values[i] = ec._HeldPermission_uses(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24601,6 +27953,54 @@ func (ec *executionContext) _Identity(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "groups":
 			out.Values[i] = ec._Identity_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var keptPermissionImplementors = []string{"KeptPermission"}
+
+func (ec *executionContext) _KeptPermission(ctx context.Context, sel ast.SelectionSet, obj *KeptPermission) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, keptPermissionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KeptPermission")
+		case "permission":
+			out.Values[i] = ec._KeptPermission_permission(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "narrowed":
+			out.Values[i] = ec._KeptPermission_narrowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "narrowedBy":
+			out.Values[i] = ec._KeptPermission_narrowedBy(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24697,6 +28097,162 @@ func (ec *executionContext) _Label(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "value":
 			out.Values[i] = ec._Label_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var leastPrivilegeImplementors = []string{"LeastPrivilege"}
+
+func (ec *executionContext) _LeastPrivilege(ctx context.Context, sel ast.SelectionSet, obj *LeastPrivilege) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leastPrivilegeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeastPrivilege")
+		case "user":
+			out.Values[i] = ec._LeastPrivilege_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groups":
+			out.Values[i] = ec._LeastPrivilege_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "superuser":
+			out.Values[i] = ec._LeastPrivilege_superuser(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "window":
+			out.Values[i] = ec._LeastPrivilege_window(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "summary":
+			out.Values[i] = ec._LeastPrivilege_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "held":
+			out.Values[i] = ec._LeastPrivilege_held(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unused":
+			out.Values[i] = ec._LeastPrivilege_unused(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "yaml":
+			out.Values[i] = ec._LeastPrivilege_yaml(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "suggested":
+			out.Values[i] = ec._LeastPrivilege_suggested(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notGrantedByRBAC":
+			out.Values[i] = ec._LeastPrivilege_notGrantedByRBAC(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kept":
+			out.Values[i] = ec._LeastPrivilege_kept(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var leastPrivilegeSummaryImplementors = []string{"LeastPrivilegeSummary"}
+
+func (ec *executionContext) _LeastPrivilegeSummary(ctx context.Context, sel ast.SelectionSet, obj *LeastPrivilegeSummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leastPrivilegeSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeastPrivilegeSummary")
+		case "held":
+			out.Values[i] = ec._LeastPrivilegeSummary_held(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "used":
+			out.Values[i] = ec._LeastPrivilegeSummary_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unused":
+			out.Values[i] = ec._LeastPrivilegeSummary_unused(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "usageKeys":
+			out.Values[i] = ec._LeastPrivilegeSummary_usageKeys(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "staleKeys":
+			out.Values[i] = ec._LeastPrivilegeSummary_staleKeys(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notGrantedByRBAC":
+			out.Values[i] = ec._LeastPrivilegeSummary_notGrantedByRBAC(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "suggestedRules":
+			out.Values[i] = ec._LeastPrivilegeSummary_suggestedRules(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -25101,43 +28657,81 @@ func (ec *executionContext) _ObjectChange(ctx context.Context, sel ast.Selection
 		case "op":
 			out.Values[i] = ec._ObjectChange_op(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
 			out.Values[i] = ec._ObjectChange_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "namespace":
 			out.Values[i] = ec._ObjectChange_namespace(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._ObjectChange_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "id":
 			out.Values[i] = ec._ObjectChange_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "node":
 			out.Values[i] = ec._ObjectChange_node(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "before":
 			out.Values[i] = ec._ObjectChange_before(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "after":
 			out.Values[i] = ec._ObjectChange_after(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "actors":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ObjectChange_actors(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26317,6 +29911,94 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "auditCoverage":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_auditCoverage(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "usage":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_usage(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "leastPrivilege":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_leastPrivilege(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "unusedPermissions":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_unusedPermissions(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "packs":
 			field := field
 
@@ -27408,6 +31090,49 @@ func (ec *executionContext) _Secret(ctx context.Context, sel ast.SelectionSet, o
 	return out
 }
 
+var seenImplementors = []string{"Seen"}
+
+func (ec *executionContext) _Seen(ctx context.Context, sel ast.SelectionSet, obj *Seen) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, seenImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Seen")
+		case "first":
+			out.Values[i] = ec._Seen_first(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "last":
+			out.Values[i] = ec._Seen_last(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var serverImplementors = []string{"Server"}
 
 func (ec *executionContext) _Server(ctx context.Context, sel ast.SelectionSet, obj *Server) graphql.Marshaler {
@@ -27571,6 +31296,44 @@ func (ec *executionContext) _ServiceAccount(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "seen":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ServiceAccount_seen(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "pods":
 			out.Values[i] = ec._ServiceAccount_pods(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -27793,6 +31556,69 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 }
 
+var suggestedRoleImplementors = []string{"SuggestedRole"}
+
+func (ec *executionContext) _SuggestedRole(ctx context.Context, sel ast.SelectionSet, obj *SuggestedRole) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, suggestedRoleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SuggestedRole")
+		case "kind":
+			out.Values[i] = ec._SuggestedRole_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._SuggestedRole_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._SuggestedRole_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bindingName":
+			out.Values[i] = ec._SuggestedRole_bindingName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rules":
+			out.Values[i] = ec._SuggestedRole_rules(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "covers":
+			out.Values[i] = ec._SuggestedRole_covers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var suppressionImplementors = []string{"Suppression"}
 
 func (ec *executionContext) _Suppression(ctx context.Context, sel ast.SelectionSet, obj *Suppression) graphql.Marshaler {
@@ -27876,6 +31702,238 @@ func (ec *executionContext) _Suppression(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var usageImplementors = []string{"Usage"}
+
+func (ec *executionContext) _Usage(ctx context.Context, sel ast.SelectionSet, obj *Usage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Usage")
+		case "verb":
+			out.Values[i] = ec._Usage_verb(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "apiGroup":
+			out.Values[i] = ec._Usage_apiGroup(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resource":
+			out.Values[i] = ec._Usage_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subresource":
+			out.Values[i] = ec._Usage_subresource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._Usage_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Usage_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nonResourceURL":
+			out.Values[i] = ec._Usage_nonResourceURL(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "first":
+			out.Values[i] = ec._Usage_first(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "last":
+			out.Values[i] = ec._Usage_last(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var usageConnectionImplementors = []string{"UsageConnection"}
+
+func (ec *executionContext) _UsageConnection(ctx context.Context, sel ast.SelectionSet, obj *UsageConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageConnection")
+		case "edges":
+			out.Values[i] = ec._UsageConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._UsageConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._UsageConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._UsageConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var usageEdgeImplementors = []string{"UsageEdge"}
+
+func (ec *executionContext) _UsageEdge(ctx context.Context, sel ast.SelectionSet, obj *UsageEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageEdge")
+		case "cursor":
+			out.Values[i] = ec._UsageEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._UsageEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var usageWindowImplementors = []string{"UsageWindow"}
+
+func (ec *executionContext) _UsageWindow(ctx context.Context, sel ast.SelectionSet, obj *UsageWindow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageWindowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageWindow")
+		case "from":
+			out.Values[i] = ec._UsageWindow_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._UsageWindow_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "observedSince":
+			out.Values[i] = ec._UsageWindow_observedSince(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "complete":
+			out.Values[i] = ec._UsageWindow_complete(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "evidence":
+			out.Values[i] = ec._UsageWindow_evidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var userImplementors = []string{"User", "Node", "SubjectNode"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *User) graphql.Marshaler {
@@ -27923,6 +31981,44 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "seen":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._User_seen(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "bindings":
 			out.Values[i] = ec._User_bindings(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -28647,6 +32743,32 @@ func (ec *executionContext) marshalNAccessRole2githubᚗcomᚋkiemᚑioᚋkiem�
 func (ec *executionContext) unmarshalNActionInput2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐActionInput(ctx context.Context, v any) (ActionInput, error) {
 	res, err := ec.unmarshalInputActionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNActor2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐActorᚄ(ctx context.Context, sel ast.SelectionSet, v []*Actor) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActor2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐActor(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNActor2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐActor(ctx context.Context, sel ast.SelectionSet, v *Actor) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Actor(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNAlert2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAlert(ctx context.Context, sel ast.SelectionSet, v Alert) graphql.Marshaler {
@@ -29433,6 +33555,32 @@ func (ec *executionContext) marshalNGroupMembership2ᚖgithubᚗcomᚋkiemᚑio�
 	return ec._GroupMembership(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNHeldPermission2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐHeldPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []*HeldPermission) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHeldPermission2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐHeldPermission(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHeldPermission2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐHeldPermission(ctx context.Context, sel ast.SelectionSet, v *HeldPermission) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HeldPermission(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29526,6 +33674,32 @@ func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	return res
 }
 
+func (ec *executionContext) marshalNKeptPermission2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKeptPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []*KeptPermission) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKeptPermission2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKeptPermission(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKeptPermission2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKeptPermission(ctx context.Context, sel ast.SelectionSet, v *KeptPermission) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KeptPermission(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNKind2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐKind(ctx context.Context, v any) (Kind, error) {
 	var res Kind
 	err := res.UnmarshalGQL(v)
@@ -29586,6 +33760,30 @@ func (ec *executionContext) marshalNLabel2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋg
 		return graphql.Null
 	}
 	return ec._Label(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeastPrivilege2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐLeastPrivilege(ctx context.Context, sel ast.SelectionSet, v LeastPrivilege) graphql.Marshaler {
+	return ec._LeastPrivilege(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNLeastPrivilege2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐLeastPrivilege(ctx context.Context, sel ast.SelectionSet, v *LeastPrivilege) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._LeastPrivilege(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeastPrivilegeSummary2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐLeastPrivilegeSummary(ctx context.Context, sel ast.SelectionSet, v *LeastPrivilegeSummary) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._LeastPrivilegeSummary(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNMatchRank2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐMatchRank(ctx context.Context, v any) (MatchRank, error) {
@@ -30408,6 +34606,32 @@ func (ec *executionContext) marshalNSubjectNode2githubᚗcomᚋkiemᚑioᚋkiem�
 	return ec._SubjectNode(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNSuggestedRole2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuggestedRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []*SuggestedRole) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSuggestedRole2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuggestedRole(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSuggestedRole2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuggestedRole(ctx context.Context, sel ast.SelectionSet, v *SuggestedRole) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SuggestedRole(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNSuppression2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSuppression(ctx context.Context, sel ast.SelectionSet, v Suppression) graphql.Marshaler {
 	return ec._Suppression(ctx, sel, &v)
 }
@@ -30457,6 +34681,82 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNUsage2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageᚄ(ctx context.Context, sel ast.SelectionSet, v []*Usage) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsage2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsage2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsage(ctx context.Context, sel ast.SelectionSet, v *Usage) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Usage(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageConnection2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageConnection(ctx context.Context, sel ast.SelectionSet, v UsageConnection) graphql.Marshaler {
+	return ec._UsageConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNUsageConnection2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageConnection(ctx context.Context, sel ast.SelectionSet, v *UsageConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageEdge2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*UsageEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageEdge2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsageEdge2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageEdge(ctx context.Context, sel ast.SelectionSet, v *UsageEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageWindow2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageWindow(ctx context.Context, sel ast.SelectionSet, v *UsageWindow) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageWindow(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐViewer(ctx context.Context, sel ast.SelectionSet, v *Viewer) graphql.Marshaler {
@@ -30733,6 +35033,13 @@ func (ec *executionContext) unmarshalOAttackTargetInput2ᚖgithubᚗcomᚋkiem�
 	}
 	res, err := ec.unmarshalInputAttackTargetInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAuditCoverage2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐAuditCoverage(ctx context.Context, sel ast.SelectionSet, v *AuditCoverage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditCoverage(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOBindingNode2githubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐBindingNode(ctx context.Context, sel ast.SelectionSet, v BindingNode) graphql.Marshaler {
@@ -31080,6 +35387,13 @@ func (ec *executionContext) marshalORule2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgq
 		return graphql.Null
 	}
 	return ec._Rule(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSeen2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐSeen(ctx context.Context, sel ast.SelectionSet, v *Seen) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Seen(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOServiceAccount2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐServiceAccount(ctx context.Context, sel ast.SelectionSet, v *ServiceAccount) graphql.Marshaler {

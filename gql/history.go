@@ -43,7 +43,7 @@ func (c *Change) Actor() *Actor {
 	if c.c.Actor == nil {
 		return nil
 	}
-	return &Actor{User: c.c.Actor.User, Groups: nonNil(c.c.Actor.Groups)}
+	return actorOf(c.c.Actor)
 }
 func (c *Change) Before() (json.RawMessage, error) { return objectJSON(c.c.Before) }
 func (c *Change) After() (json.RawMessage, error)  { return objectJSON(c.c.After) }
@@ -87,7 +87,7 @@ func (d *Diff) Objects(first *int, after *string) (*ObjectChangeConnection, erro
 	}
 	c := &ObjectChangeConnection{PageInfo: pg.info, TotalCount: len(d.d.Objects), Edges: []*ObjectChangeEdge{}, Nodes: []*ObjectChange{}}
 	for i := pg.start; i < pg.end; i++ {
-		o := &ObjectChange{o: d.d.Objects[i], to: d.to}
+		o := &ObjectChange{o: d.d.Objects[i], from: d.from.rev, to: d.to}
 		c.Edges = append(c.Edges, &ObjectChangeEdge{Cursor: cursor(i), Node: o})
 		c.Nodes = append(c.Nodes, o)
 	}
@@ -110,8 +110,9 @@ func (d *Diff) Subjects(first *int, after *string) (*GrantDeltaConnection, error
 
 // ObjectChange is one object's change between two revisions.
 type ObjectChange struct {
-	o  graph.ObjectDiff
-	to *view
+	o    graph.ObjectDiff
+	from graph.Revision
+	to   *view
 }
 
 func (o *ObjectChange) Op() ChangeOp                     { return changeOp(o.o.Op) }

@@ -25,9 +25,17 @@ type ActionInput struct {
 	NonResourceURL *string `json:"nonResourceURL,omitempty"`
 }
 
+// Who made a change, from the audit event of the write.
 type Actor struct {
+	// The user the apiserver authorized: the impersonated user when the request impersonated one.
 	User   string   `json:"user"`
 	Groups []string `json:"groups"`
+	// The authenticated user who impersonated user; null when there was no impersonation.
+	ImpersonatedBy *string `json:"impersonatedBy,omitempty"`
+	UserAgent      string  `json:"userAgent"`
+	SourceIP       string  `json:"sourceIP"`
+	// The audit ID of the request (its Audit-ID response header).
+	AuditID string `json:"auditID"`
 }
 
 type AttackTargetInput struct {
@@ -35,6 +43,14 @@ type AttackTargetInput struct {
 	Namespace   *string          `json:"namespace,omitempty"`
 	Name        *string          `json:"name,omitempty"`
 	SubjectKind *SubjectKind     `json:"subjectKind,omitempty"`
+}
+
+type AuditCoverage struct {
+	// The earliest and latest request time of the events ingested.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// Events ingested (a webhook retry counts again).
+	Events int `json:"events"`
 }
 
 type BindingConnection struct {
@@ -144,9 +160,34 @@ type GrantSince struct {
 	AtHorizon bool `json:"atHorizon"`
 }
 
+type HeldPermission struct {
+	// Where the grant applies; empty: cluster-wide.
+	Namespace string     `json:"namespace"`
+	Binding   *ObjectRef `json:"binding"`
+	Role      *ObjectRef `json:"role"`
+	RuleIndex int        `json:"ruleIndex"`
+	// True when the binding names a group: removing the grant takes it from every member.
+	Shared         bool     `json:"shared"`
+	Verb           string   `json:"verb"`
+	APIGroup       string   `json:"apiGroup"`
+	Resource       string   `json:"resource"`
+	ResourceNames  []string `json:"resourceNames"`
+	NonResourceURL string   `json:"nonResourceURL"`
+	Used           bool     `json:"used"`
+	// The last use of anything under the permission (before the window included); null when never seen.
+	LastUsed *time.Time `json:"lastUsed,omitempty"`
+	Uses     int        `json:"uses"`
+}
+
 type Identity struct {
 	User   string   `json:"user"`
 	Groups []string `json:"groups"`
+}
+
+type KeptPermission struct {
+	Permission *HeldPermission `json:"permission"`
+	Narrowed   bool            `json:"narrowed"`
+	NarrowedBy []string        `json:"narrowedBy"`
 }
 
 type KindSummary struct {
@@ -159,6 +200,38 @@ type KindSummary struct {
 type Label struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+}
+
+type LeastPrivilege struct {
+	// The user name judged, and the groups it was judged with.
+	User   string   `json:"user"`
+	Groups []string `json:"groups"`
+	// In system:masters: allowed everything before RBAC is consulted; no RBAC change bounds it.
+	Superuser bool                   `json:"superuser"`
+	Window    *UsageWindow           `json:"window"`
+	Summary   *LeastPrivilegeSummary `json:"summary"`
+	// Every permission held now: one per grant (scope, binding, role, rule) and per verb × API group × resource.
+	Held []*HeldPermission `json:"held"`
+	// The held permissions no usage within the window exercised.
+	Unused []*HeldPermission `json:"unused"`
+	// The suggested Roles, ClusterRole and bindings, as a multi-document manifest for kubectl apply.
+	Yaml string `json:"yaml"`
+	// The suggested objects, with the usage each covers.
+	Suggested []*SuggestedRole `json:"suggested"`
+	// Usage current RBAC does not grant (another authorizer allowed it, or the grant is gone): left out of the suggestion.
+	NotGrantedByRbac []*Usage `json:"notGrantedByRBAC"`
+	// Held permissions that were used, and whether the suggestion narrows them (verb, apiGroup, resource, resourceNames, scope).
+	Kept []*KeptPermission `json:"kept"`
+}
+
+type LeastPrivilegeSummary struct {
+	Held             int `json:"held"`
+	Used             int `json:"used"`
+	Unused           int `json:"unused"`
+	UsageKeys        int `json:"usageKeys"`
+	StaleKeys        int `json:"staleKeys"`
+	NotGrantedByRbac int `json:"notGrantedByRBAC"`
+	SuggestedRules   int `json:"suggestedRules"`
 }
 
 type Mutation struct {
@@ -323,6 +396,12 @@ type SearchEdge struct {
 	Rank  MatchRank `json:"rank"`
 }
 
+// When audit events first and last showed something.
+type Seen struct {
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
 type SeverityCount struct {
 	Severity Severity `json:"severity"`
 	Count    int      `json:"count"`
@@ -360,6 +439,16 @@ type SubjectRefInput struct {
 type Subscription struct {
 }
 
+type SuggestedRole struct {
+	Kind Kind `json:"kind"`
+	// Empty for the ClusterRole.
+	Namespace   string   `json:"namespace"`
+	Name        string   `json:"name"`
+	BindingName string   `json:"bindingName"`
+	Rules       []*Rule  `json:"rules"`
+	Covers      []*Usage `json:"covers"`
+}
+
 type SuppressionInput struct {
 	// Optional: by default the id is derived from rule, subject, object and namespace.
 	ID        *string          `json:"id,omitempty"`
@@ -372,6 +461,42 @@ type SuppressionInput struct {
 	Reason string  `json:"reason"`
 	// The first day (YYYY-MM-DD, UTC) the suppression no longer applies; a date after today.
 	Expires string `json:"expires"`
+}
+
+type Usage struct {
+	Verb        string `json:"verb"`
+	APIGroup    string `json:"apiGroup"`
+	Resource    string `json:"resource"`
+	Subresource string `json:"subresource"`
+	// Empty for cluster-scoped resources, all-namespaces requests and non-resource URLs.
+	Namespace string `json:"namespace"`
+	// Set only when the request was allowed by name-scoped rules (resourceNames).
+	Name           string    `json:"name"`
+	NonResourceURL string    `json:"nonResourceURL"`
+	First          time.Time `json:"first"`
+	Last           time.Time `json:"last"`
+}
+
+type UsageConnection struct {
+	Edges      []*UsageEdge `json:"edges"`
+	Nodes      []*Usage     `json:"nodes"`
+	PageInfo   *PageInfo    `json:"pageInfo"`
+	TotalCount int          `json:"totalCount"`
+}
+
+type UsageEdge struct {
+	Cursor string `json:"cursor"`
+	Node   *Usage `json:"node"`
+}
+
+type UsageWindow struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// When audit observation began; null when unknown.
+	ObservedSince *time.Time `json:"observedSince,omitempty"`
+	// True when observation covers the whole window: an unused permission was really not exercised in it.
+	Complete bool   `json:"complete"`
+	Evidence string `json:"evidence"`
 }
 
 type Viewer struct {

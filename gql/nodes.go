@@ -183,7 +183,7 @@ func decide(v *view, id graph.Identity, in ActionInput) (*Decision, error) {
 	return &Decision{v: v, d: v.snap.Can(id, a), id: id}, nil
 }
 
-// User is a user name: bindings name it, or --groups-file declares its groups.
+// User is a user name: bindings name it, --groups-file declares its groups, or audit events showed it.
 type User struct {
 	subjectBase
 	declared *graph.User
@@ -192,16 +192,20 @@ type User struct {
 func (u *User) identity() graph.Identity {
 	var groups []string
 	if u.declared != nil {
-		groups = u.declared.Groups
+		groups = u.declared.Membership()
 	}
 	return graph.ImpersonatedIdentity(u.ref.Name, groups)
 }
-func (u *User) Declared() bool { return u.declared != nil }
+func (u *User) Declared() bool { return u.declared != nil && u.declared.Declared() }
 func (u *User) Groups() []*GroupMembership {
 	var out []*GroupMembership
 	if u.declared != nil {
-		for _, g := range u.declared.Groups {
-			out = append(out, u.v.membership(g, false))
+		for _, g := range u.declared.Membership() {
+			m := u.v.membership(g, false)
+			m.Declared = slices.Contains(u.declared.Groups, g)
+			m.Observed = slices.Contains(u.declared.Observed, g)
+			m.user = u.ref.Name
+			out = append(out, m)
 		}
 	}
 	return append(out, u.v.membership(graph.GroupAuthenticated, true))
@@ -219,6 +223,10 @@ func (v *view) membership(group string, implicit bool) *GroupMembership {
 type GroupMembership struct {
 	Group    *Group
 	Implicit bool
+	// Declared and Observed say where a user's membership is known from: its groups file, audit events.
+	Declared bool
+	Observed bool
+	user     string // the member, for the seen times of an observed membership
 }
 
 // Group is a group name that bindings name or a declared user lists.

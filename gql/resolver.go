@@ -37,6 +37,9 @@ type Options struct {
 	AttackGraphs AttackGraphSource
 	// Alerts is the alerts engine; nil: saved filters, alerts and sinks answer that they are not enabled.
 	Alerts AlertSource
+	// Audit is what audit events taught (a *graph.AuditStore); nil: the audit fields answer that audit events
+	// are not enabled, and the seen times are null.
+	Audit  AuditReader
 	Logger *slog.Logger
 }
 

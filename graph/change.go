@@ -25,11 +25,14 @@ const (
 
 // Actor is who made a change, when an audit event tells.
 type Actor struct {
-	User      string   `json:"user"`
-	Groups    []string `json:"groups,omitempty"`
-	UserAgent string   `json:"userAgent,omitempty"`
-	SourceIP  string   `json:"sourceIP,omitempty"`
-	AuditID   string   `json:"auditID,omitempty"`
+	// User is who the apiserver authorized: the impersonated user when the request impersonated one.
+	User   string   `json:"user"`
+	Groups []string `json:"groups,omitempty"`
+	// ImpersonatedBy is the authenticated user who impersonated User, when the request impersonated.
+	ImpersonatedBy string `json:"impersonatedBy,omitempty"`
+	UserAgent      string `json:"userAgent,omitempty"`
+	SourceIP       string `json:"sourceIP,omitempty"`
+	AuditID        string `json:"auditID,omitempty"`
 }
 
 // Change is one object change. Before is nil for OpAdd, After is nil for OpDelete.

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,12 +267,68 @@ func ReconcileChanges(cur *Snapshot, objs *Objects) []Change {
 }
 
 // ReconcileUsers lists the changes that make the declared Users of cur those of users: a groups file reloaded.
+// What audit events showed is kept: a user keeps its observed groups, and a user no longer declared but observed
+// stays, as an audit-only user.
 func ReconcileUsers(cur *Snapshot, users []User) []Change {
-	want := make([]Object, len(users))
+	want := make([]Object, 0, len(users))
+	declared := make(map[string]bool, len(users))
 	for i := range users {
-		want[i] = &users[i]
+		u := users[i]
+		declared[u.Name] = true
+		if have, ok := cur.Object(u.Ref()); ok {
+			u.Observed = have.(*User).Observed
+		}
+		want = append(want, &u)
 	}
+	cur.Each(KindUser, "", func(o Object) bool {
+		if u := o.(*User); !declared[u.Name] && (len(u.Observed) > 0 || u.Origin == OriginAudit) {
+			want = append(want, &User{Meta: Meta{Name: u.Name, Origin: OriginAudit}, Observed: u.Observed})
+		}
+		return true
+	})
 	return reconcile(cur, want, func(k Kind) bool { return k == KindUser })
+}
+
+// ObserveUsers lists the changes that record what audit events showed: seen maps a user name to the groups it
+// authenticated with. A user unknown to cur becomes an audit-only User; a known user gains the groups it was not
+// yet known to hold. system:authenticated, which every user holds, is left out; membership is never removed.
+// ServiceAccount user names are no Users (their groups are implicit) and are ignored.
+func ObserveUsers(cur *Snapshot, seen map[string][]string) []Change {
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		if _, _, sa := SplitServiceAccountUsername(name); !sa && name != "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var changes []Change
+	for _, name := range names {
+		ref := ObjectRef{Kind: KindUser, Name: name}
+		var before *User
+		if o, ok := cur.Object(ref); ok {
+			before = o.(*User)
+		}
+		observed := []string{}
+		if before != nil {
+			observed = slices.Clone(before.Observed)
+		}
+		for _, g := range seen[name] {
+			if g != GroupAuthenticated && g != "" && !slices.Contains(observed, g) {
+				observed = append(observed, g)
+			}
+		}
+		slices.Sort(observed)
+		switch {
+		case before == nil:
+			after := &User{Meta: Meta{Name: name, Origin: OriginAudit}, Observed: observed}
+			changes = append(changes, NewChange(nil, after))
+		case !slices.Equal(before.Observed, observed):
+			after := *before
+			after.Observed = observed
+			changes = append(changes, NewChange(before, &after))
+		}
+	}
+	return changes
 }
 
 // reconcile lists the changes that turn the objects of cur whose kinds owns accepts into want: adds and updates

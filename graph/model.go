@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"slices"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -155,11 +156,41 @@ func (s *Secret) Ref() ObjectRef {
 	return ObjectRef{Kind: KindSecret, Namespace: s.Namespace, Name: s.Name}
 }
 
-// User is a human user whose group membership the operator declares (a groups file exported from the identity
-// provider): users are not API objects, and the groups a token carries are invisible to RBAC objects.
+// User is a user whose group membership kiem knows: the operator declares it (a groups file exported from the
+// identity provider), or audit events show the user authenticating with it. Users are not API objects, and the
+// groups a token carries are invisible to RBAC objects.
 type User struct {
 	Meta
+	// Groups are the groups a groups file declares; empty for a user only audit events show.
 	Groups []string `json:"groups"`
+	// Observed are the groups audit events showed the user authenticating with (system:authenticated left out:
+	// every user has it), sorted. Membership, once seen, is kept: an answer that errs includes a group the user
+	// left rather than misses one it holds.
+	Observed []string `json:"observed,omitempty"`
+}
+
+// OriginAudit is the Origin of a User that only audit events show.
+const OriginAudit = "audit"
+
+// Declared reports whether a groups file declares the user.
+func (u *User) Declared() bool { return u.Origin != OriginAudit }
+
+// Membership returns every group the user is known to belong to: declared, then observed ones not declared.
+// The slice may be shared with u: do not modify it.
+func (u *User) Membership() []string {
+	if len(u.Observed) == 0 {
+		return u.Groups
+	}
+	if len(u.Groups) == 0 {
+		return u.Observed
+	}
+	out := slices.Clone(u.Groups)
+	for _, g := range u.Observed {
+		if !slices.Contains(u.Groups, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // Ref returns the reference of the user.

@@ -319,7 +319,7 @@ func (s *Snapshot) subjectSet() *subjectSet {
 		for i := range s.inv.users {
 			u := &s.inv.users[i]
 			set.users = append(set.users, u.Name)
-			set.groups = append(set.groups, u.Groups...)
+			set.groups = append(set.groups, u.Membership()...)
 		}
 		slices.Sort(set.users)
 		set.users = slices.Compact(set.users)
@@ -372,12 +372,12 @@ func (s *Snapshot) HasSubject(k Kind, name string) bool {
 	return k == KindGroup && len(s.MembersOf(name)) > 0
 }
 
-// MembersOf returns the declared Users whose groups include group, by name. Memberships the apiserver adds
+// MembersOf returns the known Users whose groups (declared or observed) include group, by name. Memberships the apiserver adds
 // (system:authenticated, the ServiceAccount groups) are not listed.
 func (s *Snapshot) MembersOf(group string) []string {
 	var out []string
 	for i := range s.inv.users {
-		if slices.Contains(s.inv.users[i].Groups, group) {
+		if slices.Contains(s.inv.users[i].Membership(), group) {
 			out = append(out, s.inv.users[i].Name)
 		}
 	}

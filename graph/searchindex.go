@@ -440,7 +440,7 @@ func (sh *crbShard) buildSearch() *termIndex {
 func (sh *inventoryShard) buildSearch() *termIndex {
 	var groups []string
 	for i := range sh.users {
-		groups = append(groups, sh.users[i].Groups...)
+		groups = append(groups, sh.users[i].Membership()...)
 	}
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
@@ -449,7 +449,7 @@ func (sh *inventoryShard) buildSearch() *termIndex {
 		u := &sh.users[i]
 		obj := b.object(u.Ref())
 		b.labels(obj, u.Labels)
-		for _, g := range u.Groups {
+		for _, g := range u.Membership() {
 			b.add(obj, fieldGroup, g)
 		}
 	}

@@ -342,10 +342,11 @@ func (s *Snapshot) bindingWarnings(be *bindingEntry) []Warning {
 	return out
 }
 
-// GroupsOf returns the groups the operator declared for user (see User); nil when none are declared.
+// GroupsOf returns the groups user is known to belong to, declared or observed (see User.Membership); nil when
+// none are known.
 func (s *Snapshot) GroupsOf(user string) []string {
 	if i, ok := s.inv.userByName[user]; ok {
-		return s.inv.users[i].Groups
+		return s.inv.users[i].Membership()
 	}
 	return nil
 }

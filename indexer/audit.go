@@ -142,32 +142,100 @@ func DecodeEventList(r io.Reader) (events []AuditEvent, malformed []*AuditError,
 	return events, malformed, nil
 }
 
+// maxAuditLine bounds one line of an audit log, newline excluded. The log backend writes one event a line, and
+// even a RequestResponse event carrying a large object stays far below this; a longer line is reported malformed
+// and skipped without being held in memory, so that a corrupt or hostile log cannot exhaust it.
+const maxAuditLine = 16 << 20
+
+// errLongLine is the error of a line over maxAuditLine.
+var errLongLine = fmt.Errorf("line over %d MiB", maxAuditLine>>20)
+
 // ReadEventLines reads an audit log (the log backend's JSON lines) from r, calling fn with each well-formed event
 // and onMalformed with each line that is not one, numbering lines from firstLine. It stops at the end of r or at
 // the first error fn returns, and reports the bytes consumed through complete lines, so that a follower resumes
-// after them (a partial last line is left for the next read).
+// after them (a partial last line is left for the next read). A line over 16 MiB is malformed; it is skipped
+// without being read into memory whole.
 func ReadEventLines(r io.Reader, firstLine int, fn func(AuditEvent) error, onMalformed func(*AuditError)) (consumed int64, err error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	line := firstLine
-	for {
-		b, err := br.ReadBytes('\n')
+	lr := newAuditLineReader(r, maxAuditLine)
+	for line := firstLine; ; line++ {
+		b, n, long, err := lr.next()
 		if errors.Is(err, io.EOF) {
 			return consumed, nil // a partial line (or nothing): not consumed
 		}
 		if err != nil {
 			return consumed, fmt.Errorf("read audit log: %w", err)
 		}
-		consumed += int64(len(b))
-		if t := bytes.TrimSpace(b); len(t) > 0 {
-			e, derr := decodeEvent(t)
-			if derr != nil {
-				onMalformed(&AuditError{Where: fmt.Sprintf("line %d", line), Err: derr})
-			} else if err := fn(e); err != nil {
+		consumed += n
+		e, ok, derr := decodeLine(b, long, n)
+		if derr != nil {
+			onMalformed(&AuditError{Where: fmt.Sprintf("line %d", line), Err: derr})
+		} else if ok {
+			if err := fn(e); err != nil {
 				return consumed, err
 			}
 		}
-		line++
 	}
+}
+
+// auditLineReader splits its input into lines, holding at most about limit bytes of one line.
+type auditLineReader struct {
+	br    *bufio.Reader
+	limit int64
+	buf   []byte // a line longer than br's buffer, assembled from its fragments
+}
+
+func newAuditLineReader(r io.Reader, limit int) *auditLineReader {
+	return &auditLineReader{br: bufio.NewReaderSize(r, 1<<16), limit: int64(limit)}
+}
+
+// next returns the next complete line, newline included, and n, its length in the input. A line longer than
+// the limit (newline excluded) is read through but not kept: line is nil and long is true. At the end of the
+// input it returns io.EOF, with n the length of a partial last line that no line returned covers (0 if there is
+// none). line is valid until the next call.
+func (lr *auditLineReader) next() (line []byte, n int64, long bool, err error) {
+	lr.buf = lr.buf[:0]
+	for {
+		frag, err := lr.br.ReadSlice('\n')
+		n += int64(len(frag))
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, n, false, err
+		}
+		complete := err == nil
+		size := n
+		if complete {
+			size-- // the newline
+		}
+		long = long || size > lr.limit
+		switch {
+		case long:
+			lr.buf = lr.buf[:0]
+		case complete && len(lr.buf) == 0:
+			return frag, n, false, nil // the common case: the line is in br's buffer, no copy
+		default:
+			// frag is overwritten by the next read, so keep a copy.
+			lr.buf = append(lr.buf, frag...)
+		}
+		if complete {
+			if long {
+				return nil, n, true, nil
+			}
+			return lr.buf, n, false, nil
+		}
+	}
+}
+
+// decodeLine decodes one line of an audit log, of length n: ok is false for a blank line, err is set for a
+// malformed one.
+func decodeLine(b []byte, long bool, n int64) (e AuditEvent, ok bool, err error) {
+	if long {
+		return AuditEvent{}, false, fmt.Errorf("%w (%d bytes)", errLongLine, n)
+	}
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 {
+		return AuditEvent{}, false, nil
+	}
+	e, err = decodeEvent(t)
+	return e, err == nil, err
 }
 
 func decodeEvent(raw []byte) (AuditEvent, error) {

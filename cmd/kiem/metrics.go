@@ -15,6 +15,9 @@ import (
 func (s *server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newKiemCollector(s))
+	if s.audit != nil {
+		reg.MustRegister(newAuditCollector(s.audit.ingester, s.audit.store))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ type serveFlags struct {
 	findings    findingsFlags
 	filters     string
 	pprof       string
+	auditLog    string
 }
 
 // apiFlags configure who may use the API and how much one request may ask for.
@@ -130,6 +132,7 @@ bearer tokens travel in every request.`,
 	fl.DurationVar(&f.api.timeout, "request-timeout", gql.DefaultTimeout, "longest a query or mutation may run")
 	fl.StringVar(&f.tls.certFile, "tls-cert-file", "", "PEM certificate (chain) to serve HTTPS with, instead of HTTP; needs --tls-key-file; re-read when it changes")
 	fl.StringVar(&f.tls.keyFile, "tls-key-file", "", "PEM private key of --tls-cert-file; re-read when it changes")
+	fl.StringVar(&f.auditLog, "audit-log", "", "kube-apiserver audit log (JSON lines) to follow, surviving rotation; an alternative to the audit webhook (POST /audit)")
 	fl.StringVar(&f.pprof, "pprof-listen", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	return cmd
 }
@@ -229,6 +232,11 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 			}
 		})
 	}
+	audit, err := startAudit(ctx, log, g, dir, f.auditLog, &watchers)
+	if err != nil {
+		return err
+	}
+	srv.audit = audit
 	fs, err := startFindings(ctx, log, g, &f.findings, dir, &watchers)
 	if err != nil {
 		return err
@@ -241,7 +249,7 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	srv.api, err = gql.NewHandler(gql.Options{
 		Graph: g, Cluster: f.clusterName, Source: sourceKind(f), Version: version, Logger: log.With("component", "graphql"),
 		Ready: srv.isReady, Reload: reloader(log, g, f), Findings: fs.tracker, Suppressions: fs.suppressions,
-		Alerts: ae,
+		Alerts: ae, Audit: audit.store,
 	}, gql.ServeOptions{
 		Auth: authn, Introspection: f.api.introspection, OriginPatterns: f.api.origins,
 		MaxDepth: f.api.maxDepth, MaxCost: f.api.maxCost, Timeout: f.api.timeout,
@@ -348,7 +356,8 @@ func commitSnapshot(ctx context.Context, log *slog.Logger, g *graph.Live, src *s
 	if err != nil {
 		return 0, err
 	}
-	changes := g.Reconcile(objs)
+	// Users are not the snapshot's: the groups file declares them and audit events show them.
+	changes := slices.DeleteFunc(g.Reconcile(objs), func(c graph.Change) bool { return c.Ref.Kind == graph.KindUser && c.Op == graph.OpDelete })
 	kind := "initial"
 	if g.Head() > 0 {
 		kind = "reconcile"
@@ -448,7 +457,8 @@ type server struct {
 	auth          auth.Authenticator
 	publicMetrics bool
 	findings      *queries.Tracker
-	tls           *tls.Config // nil: plain HTTP
+	tls           *tls.Config   // nil: plain HTTP
+	audit         *auditService // audit events: the POST /audit endpoint and usage
 }
 
 func (s *server) isReady() bool {
@@ -487,6 +497,10 @@ func (s *server) handler() http.Handler {
 	mux.Handle("/graphql", s.api)
 	// The console: its assets need no token (they hold no data); everything it shows comes through /graphql.
 	mux.Handle("GET /backup", auth.Middleware(s.auth, s.log, backupHandler(s.graph.Store(), s.log.With("component", "backup"))))
+	if s.audit != nil {
+		// The kube-apiserver's audit webhook backend posts here, with an audit-writer token.
+		mux.Handle("/audit", auth.AuditMiddleware(s.auth, s.log, indexer.AuditHandler(s.audit.ingester, s.log.With("component", "audit"))))
+	}
 	mux.Handle("/", ui.Handler())
 	return mux
 }

@@ -20,9 +20,18 @@ type Role int
 const (
 	// RoleViewer may run queries and subscriptions.
 	RoleViewer Role = iota + 1
-	// RoleAdmin may also run mutations (saved filters, sinks, suppressions).
+	// RoleAdmin may also run mutations (saved filters, sinks, suppressions) and post audit events.
 	RoleAdmin
+	// RoleAuditWriter may post audit events (the kube-apiserver's audit webhook) and nothing else: the token
+	// sits in a file on the control plane and must not read who can do what.
+	RoleAuditWriter
 )
+
+// Reads reports whether the role may read kiem's data (queries, subscriptions, metrics, backups for admins).
+func (r Role) Reads() bool { return r == RoleViewer || r == RoleAdmin }
+
+// WritesAudit reports whether the role may post audit events.
+func (r Role) WritesAudit() bool { return r == RoleAuditWriter || r == RoleAdmin }
 
 // String returns the role's name as the token file and the logs spell it: "viewer", "admin", or "none".
 func (r Role) String() string {
@@ -31,20 +40,24 @@ func (r Role) String() string {
 		return "viewer"
 	case RoleAdmin:
 		return "admin"
+	case RoleAuditWriter:
+		return "audit-writer"
 	default:
 		return "none"
 	}
 }
 
-// ParseRole parses "viewer" or "admin", ignoring case.
+// ParseRole parses "viewer", "admin" or "audit-writer", ignoring case.
 func ParseRole(s string) (Role, error) {
 	switch {
 	case strings.EqualFold(s, "viewer"):
 		return RoleViewer, nil
 	case strings.EqualFold(s, "admin"):
 		return RoleAdmin, nil
+	case strings.EqualFold(s, "audit-writer"):
+		return RoleAuditWriter, nil
 	}
-	return 0, fmt.Errorf("unknown role %q (want viewer or admin)", s)
+	return 0, fmt.Errorf("unknown role %q (want viewer, admin or audit-writer)", s)
 }
 
 // Authentication modes, as Principal.Mode and the audit log name them.
@@ -101,7 +114,7 @@ func RequireAdmin(ctx context.Context) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("%w: mutations need the admin role; the request is not authenticated", ErrForbidden)
-	case p.Role < RoleAdmin:
+	case p.Role != RoleAdmin:
 		return fmt.Errorf("%w: mutations need the admin role; you are %s", ErrForbidden, p.Role)
 	}
 	return nil

@@ -19,6 +19,8 @@ const (
 	VirtualResource = "graph"
 	VerbView        = "get"
 	VerbAdmin       = "update"
+	// VerbAuditWrite on the virtual resource makes an identity an audit-writer: it may post audit events only.
+	VerbAuditWrite = "create"
 )
 
 // Defaults for DelegateOptions.
@@ -198,7 +200,8 @@ func (d *Delegate) fill(ctx context.Context, e *cacheEntry, token string) {
 	close(e.done)
 }
 
-// review asks the apiserver: who is this, and may they update (admin) or get (viewer) the virtual resource?
+// review asks the apiserver: who is this, and may they update (admin), get (viewer) or create (audit-writer) the
+// virtual resource?
 func (d *Delegate) review(ctx context.Context, token string) (Principal, error) {
 	id, err := d.tokens.ReviewToken(ctx, token)
 	if err != nil {
@@ -210,7 +213,7 @@ func (d *Delegate) review(ctx context.Context, token string) (Principal, error) 
 	for _, c := range []struct {
 		verb string
 		role Role
-	}{{VerbAdmin, RoleAdmin}, {VerbView, RoleViewer}} {
+	}{{VerbAdmin, RoleAdmin}, {VerbView, RoleViewer}, {VerbAuditWrite, RoleAuditWriter}} {
 		ok, err := d.access.Allowed(ctx, id, c.verb)
 		if err != nil {
 			return Principal{}, fmt.Errorf("%w: access review of %s for %s: %w", ErrUnavailable, id.User, c.verb, err)
@@ -219,8 +222,8 @@ func (d *Delegate) review(ctx context.Context, token string) (Principal, error) 
 			return Principal{User: id.User, Groups: id.Groups, Role: c.role, Mode: ModeKubernetes}, nil
 		}
 	}
-	return Principal{}, fmt.Errorf("%w: %s may neither %s nor %s %s.%s", ErrForbidden, id.User, VerbAdmin, VerbView,
-		VirtualResource, VirtualGroup)
+	return Principal{}, fmt.Errorf("%w: %s may not %s, %s or %s %s.%s", ErrForbidden, id.User, VerbAdmin, VerbView,
+		VerbAuditWrite, VirtualResource, VirtualGroup)
 }
 
 func (d *Delegate) removeLocked(el *list.Element) {

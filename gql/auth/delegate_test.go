@@ -76,8 +76,8 @@ func (r rbac) reviewers() (*fakeTokens, *fakeAccess) {
 }
 
 var cluster = rbac{
-	users: map[string]string{"t-admin": "ann", "t-view": "vic", "t-none": "nob", "t-upd": "ued"},
-	verbs: map[string][]string{"ann": {"get", "update"}, "vic": {"get"}, "ued": {"update"}},
+	users: map[string]string{"t-admin": "ann", "t-view": "vic", "t-none": "nob", "t-upd": "ued", "t-audit": "aud"},
+	verbs: map[string][]string{"ann": {"get", "update"}, "vic": {"get"}, "ued": {"update"}, "aud": {"create"}},
 }
 
 func newTestDelegate(t *testing.T, tokens TokenReviewer, access AccessReviewer, opts DelegateOptions) (*Delegate, *clock) {
@@ -102,7 +102,8 @@ func TestDelegateRoles(t *testing.T) {
 		{"t-admin", "ann", RoleAdmin, nil, 1},
 		{"t-upd", "ued", RoleAdmin, nil, 1},
 		{"t-view", "vic", RoleViewer, nil, 2},
-		{"t-none", "", 0, ErrForbidden, 2},
+		{"t-audit", "aud", RoleAuditWriter, nil, 3},
+		{"t-none", "", 0, ErrForbidden, 3},
 		{"garbage", "", 0, ErrUnauthenticated, 0},
 		{"", "", 0, ErrNoToken, 0},
 	} {

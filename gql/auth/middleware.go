@@ -63,7 +63,29 @@ var tokenInQuery = refusal{http.StatusBadRequest, "BAD_REQUEST", "token_in_query
 // A websocket upgrade without an Authorization header is passed on unauthenticated, because browsers cannot
 // set headers on websockets: the transport must authenticate connection_init with WebsocketInit. With the
 // header, the upgrade is authenticated like any request and WebsocketInit accepts an init without a token.
+//
+// Only roles that read (viewer, admin) pass: an audit-writer token is refused with 403.
 func Middleware(a Authenticator, log *slog.Logger, next http.Handler) http.Handler {
+	return guard(a, log, Role.Reads, next)
+}
+
+// AuditMiddleware is Middleware for the audit endpoint: only roles that post audit events (audit-writer, admin)
+// pass. A websocket upgrade gets no exception.
+func AuditMiddleware(a Authenticator, log *slog.Logger, next http.Handler) http.Handler {
+	return guard(a, log, Role.WritesAudit, next)
+}
+
+// refusal for a principal whose role does not cover the endpoint.
+func wrongRole(p Principal) refusal {
+	msg := "forbidden: posting audit events needs the audit-writer or admin role; you are " + p.Role.String()
+	if !p.Role.Reads() {
+		msg = "forbidden: the " + p.Role.String() + " role may not read kiem's data; it may only post audit events"
+	}
+	return refusal{http.StatusForbidden, "FORBIDDEN", "wrong_role", msg, CloseForbidden, "Forbidden"}
+}
+
+func guard(a Authenticator, log *slog.Logger, allowed func(Role) bool, next http.Handler) http.Handler {
+	audit := !allowed(RoleViewer)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := context.WithValue(r.Context(), remoteKey{}, r.RemoteAddr)
 		if hasTokenParam(r) {
@@ -71,13 +93,17 @@ func Middleware(a Authenticator, log *slog.Logger, next http.Handler) http.Handl
 			return
 		}
 		header := r.Header.Get("Authorization")
-		if header == "" && isWebsocketUpgrade(r) {
+		if header == "" && !audit && isWebsocketUpgrade(r) {
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
 		p, err := a.Authenticate(ctx, bearerToken(header))
 		if err != nil {
 			refuse(ctx, w, r, log, classify(err), err)
+			return
+		}
+		if !allowed(p.Role) {
+			refuse(ctx, w, r, log, wrongRole(p), ErrForbidden)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(ctx, p)))
@@ -105,6 +131,13 @@ func WebsocketInit(a Authenticator, log *slog.Logger) transport.WebsocketInitFun
 		if err != nil {
 			rf := classify(err)
 			logRefusal(ctx, log, rf, err, "transport", "websocket", "close_code", rf.wsCode)
+			ctx = transport.WithWebsocketCloseCode(ctx, rf.wsCode)
+			ctx = transport.AppendCloseReason(ctx, rf.wsReason)
+			return ctx, nil, errors.New(rf.message)
+		}
+		if !p.Role.Reads() {
+			rf := wrongRole(p)
+			logRefusal(ctx, log, rf, ErrForbidden, "transport", "websocket", "close_code", rf.wsCode)
 			ctx = transport.WithWebsocketCloseCode(ctx, rf.wsCode)
 			ctx = transport.AppendCloseReason(ctx, rf.wsReason)
 			return ctx, nil, errors.New(rf.message)

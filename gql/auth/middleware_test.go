@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,7 @@ const (
 	forbiddenToken = "tok-forbidden-0123456789"
 	brokenToken    = "tok-broken-0123456789"
 	oddToken       = "tok-odd-0123456789"
+	auditToken     = "tok-audit-0123456789"
 )
 
 // testAuth knows a fixed set of tokens; each other kind of token produces one kind of error.
@@ -40,6 +42,8 @@ var testAuth = authFunc(func(_ context.Context, token string) (Principal, error)
 		return Principal{User: "ann", Role: RoleAdmin, Mode: ModeStatic}, nil
 	case viewerToken:
 		return Principal{User: "vic", Role: RoleViewer, Mode: ModeStatic}, nil
+	case auditToken:
+		return Principal{User: "apiserver", Role: RoleAuditWriter, Mode: ModeStatic}, nil
 	case forbiddenToken:
 		return Principal{}, fmt.Errorf("%w: nob has no role", ErrForbidden)
 	case brokenToken:
@@ -300,5 +304,49 @@ func TestWebsocketInit(t *testing.T) {
 			}
 			_ = conn.Close(websocket.StatusNormalClosure, "")
 		})
+	}
+}
+
+// TestRoleGuards checks which roles each middleware lets through: an audit-writer token (kept on the control
+// plane) never reads, and a viewer never posts audit events.
+func TestRoleGuards(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		guard  func(Authenticator, *slog.Logger, http.Handler) http.Handler
+		token  string
+		status int
+		msg    string
+	}{
+		{"read as admin", Middleware, adminToken, 200, ""},
+		{"read as viewer", Middleware, viewerToken, 200, ""},
+		{"read as audit-writer", Middleware, auditToken, 403, "may only post audit events"},
+		{"audit as admin", AuditMiddleware, adminToken, 200, ""},
+		{"audit as audit-writer", AuditMiddleware, auditToken, 200, ""},
+		{"audit as viewer", AuditMiddleware, viewerToken, 403, "needs the audit-writer or admin role; you are viewer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, logs := newLog()
+			r := httptest.NewRequest(http.MethodPost, "/audit", nil)
+			r.Header.Set("Authorization", "Bearer "+tc.token)
+			w := httptest.NewRecorder()
+			tc.guard(testAuth, log, echo).ServeHTTP(w, r)
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.msg) {
+				t.Fatalf("status %d body %s, want %d with %q", w.Code, w.Body, tc.status, tc.msg)
+			}
+			if tc.status == 403 && !strings.Contains(logs.String(), `"reason":"wrong_role"`) {
+				t.Errorf("refusal not logged: %s", logs)
+			}
+		})
+	}
+	// A websocket upgrade without a header is no way around the audit guard.
+	r := httptest.NewRequest(http.MethodGet, "/audit", nil)
+	for k, v := range wsHandshake(nil) {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	log, _ := newLog()
+	AuditMiddleware(testAuth, log, echo).ServeHTTP(w, r)
+	if w.Code != 401 {
+		t.Fatalf("unauthenticated websocket upgrade to the audit endpoint: status %d, want 401", w.Code)
 	}
 }

@@ -91,7 +91,7 @@ func TestTokenFileErrors(t *testing.T) {
 	}{
 		{"too few fields", "ok-token,u,admin\n" + secret + ",alice\n", []string{":2: want TOKEN,USER,ROLE, found 2 fields"}},
 		{"too many fields", secret + ",alice,admin,extra\n", []string{":1: want TOKEN,USER,ROLE, found 4 fields"}},
-		{"unknown role", "# c\n" + secret + ",alice,root\n", []string{`:2: unknown role "root" (want viewer or admin)`}},
+		{"unknown role", "# c\n" + secret + ",alice,root\n", []string{`:2: unknown role "root" (want viewer, admin or audit-writer)`}},
 		{"empty user", secret + ", ,admin\n", []string{":1: empty user"}},
 		{"empty token", " ,alice,admin\n", []string{":1: empty token"}},
 		{"short hash", "sha256:abc123,alice,admin\n", []string{":1: sha256: needs 64 hex digits"}},

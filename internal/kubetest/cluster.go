@@ -47,6 +47,8 @@ type Options struct {
 	// WithControllerManager runs kube-controller-manager with the clusterrole-aggregation and namespace
 	// controllers. DefaultOptions sets it; a zero Options leaves it off, saving ~70 MB and a process.
 	WithControllerManager bool
+	// Audit, when set, turns on the apiserver's audit webhook backend (and, with LogPath, its log backend).
+	Audit *AuditOptions
 }
 
 // DefaultOptions returns the options most tests want: no extra users, and the controller manager running.
@@ -71,6 +73,8 @@ type Cluster struct {
 	etcd        *process
 	kcm         *process
 	apiArgs     []string // kube-apiserver's flags, reused verbatim by StartAPIServer so the port stays the same
+
+	auditLogPath string // AuditOptions.LogPath
 
 	mu        sync.Mutex // guards apiserver and stopped
 	apiserver *process   // nil while stopped by StopAPIServer
@@ -111,6 +115,14 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	}
 	if c.pki, err = writePKI(filepath.Join(c.dir, "pki")); err != nil {
 		return err
+	}
+	// Audit options are checked before anything runs; the flags keep their place after the others.
+	var auditFlags []string
+	if opts.Audit != nil {
+		if auditFlags, err = auditArgs(c.dir, opts.Audit); err != nil {
+			return err
+		}
+		c.auditLogPath = opts.Audit.LogPath
 	}
 	ports, err := freePorts(3)
 	if err != nil {
@@ -184,6 +196,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		// manager's watches keep its connection open; in this mode it waits 2 s, so StopAPIServer takes ~2 s.
 		"--shutdown-send-retry-after=true",
 	}
+	c.apiArgs = append(c.apiArgs, auditFlags...)
 	if err := c.StartAPIServer(ctx); err != nil {
 		return err
 	}

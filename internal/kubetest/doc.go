@@ -5,7 +5,8 @@
 // flags used here. A cluster authenticates users by bearer token (a token file, so each test can name its own
 // users and groups), authorizes with RBAC only, and by default runs the controller manager with the
 // clusterrole-aggregation and namespace controllers, without which admin/edit/view have no rules and deleted
-// namespaces never go away.
+// namespaces never go away. With Options.Audit the apiserver also sends audit events (DefaultAuditPolicy, the
+// policy kiem ships in deploy/audit) to a webhook, a log file, or both.
 //
 // Every process runs in its own process group, is killed as a group, and dies with the test binary
 // (PR_SET_PDEATHSIG), so neither a failed test, a panic nor a `go test` timeout leaves processes behind.

@@ -50,7 +50,7 @@ type AuditFileBatch struct {
 //     The old file, which stays open, is read to its end first, then closed, and the new one read from offset 0.
 //     While Path is missing the old file goes on being read. Lines written to the old file after the new one
 //     has appeared are not read: lumberjack never writes them, a writer that logrotate signals to reopen might
-//     in the moment before it does.
+//     in the moment before it does. Two rotations within one Poll skip the file between them.
 //   - A partial last line in a rotated file is reported malformed, since nothing will complete it. In the file
 //     at Path a partial line waits until it is complete.
 //   - Truncation in place (copytruncate) is noticed when the file is shorter than the offset read; the file is
@@ -60,7 +60,8 @@ type AuditFileBatch struct {
 //     directory for the regular file with Start's (Dev, Inode), .gz files skipped, and reads its remainder first.
 //     If there is none, a warning says events may be lost and the file at Path is read from its start. A Start
 //     whose Offset is past the end of its file, or does not follow a newline (its inode was reused by another
-//     file), is not trusted either: that file is read from its start, with a warning.
+//     file), is not trusted either: that file is read from its start, with a warning. (A reused inode whose
+//     file happens to have a newline there goes unnoticed.)
 //   - A line over 16 MiB is malformed and skipped without being held in memory. A batch holds at most MaxBatch
 //     lines (events and malformed ones together) and at most about 64 MiB of them, so memory stays bounded
 //     whatever the size of the file.
@@ -70,7 +71,7 @@ type AuditFollower struct {
 	// (Dev and Inode zero, from a platform without inodes) is taken to be in the first file found at Path.
 	Start AuditCursor
 	// Sink receives the batches in file order, never an empty one. It may keep the batch; an error makes the
-	// follower retry the same batch after a backoff (from Poll, capped at 100ms, doubling to 5s).
+	// follower log it and retry the same batch after a backoff (the lesser of Poll and 100ms, doubling to 5s).
 	Sink     func(ctx context.Context, b AuditFileBatch) error
 	Poll     time.Duration // how often to look for new data and rotation; default 1s
 	MaxBatch int           // most lines (events and malformed ones) per Sink call; default 1000

@@ -20,8 +20,11 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 )
 
+// tailIDPrefix begins the auditID of every test event; twelve digits, the event's number, end it.
+const tailIDPrefix = "6f8c2f1e-0d4e-4d3a-9a55-"
+
 // tailID is the auditID of test event n.
-func tailID(n int) string { return fmt.Sprintf("6f8c2f1e-0d4e-4d3a-9a55-%012d", n) }
+func tailID(n int) string { return fmt.Sprintf("%s%012d", tailIDPrefix, n) }
 
 // tailLine is test event n as the apiserver's log backend writes it: one line of JSON.
 func tailLine(n int) string {
@@ -46,8 +49,8 @@ func tailLines(ns ...int) string {
 // tailNum is the n of an event tailLine made.
 func tailNum(t *testing.T, e AuditEvent) int {
 	t.Helper()
-	n, err := strconv.Atoi(strings.TrimPrefix(e.AuditID, tailID(0)[:len(tailID(0))-12]))
-	if err != nil {
+	n, err := strconv.Atoi(strings.TrimPrefix(e.AuditID, tailIDPrefix))
+	if err != nil || !strings.HasPrefix(e.AuditID, tailIDPrefix) {
 		t.Fatalf("event %q is not a test event: %v", e.AuditID, err)
 	}
 	return n
@@ -148,7 +151,7 @@ func startTail(t *testing.T, f *AuditFollower) *tailRun {
 	return r
 }
 
-// recv takes the next value from ch, failing the test at its deadline or if Run ends.
+// tailRecv takes the next value from ch, failing the test at its deadline or if Run ends.
 func tailRecv[T any](r *tailRun, ch <-chan T) T {
 	r.t.Helper()
 	select {
@@ -307,11 +310,11 @@ func TestAuditFollowerBatches(t *testing.T) {
 	for _, l := range lines {
 		ends = append(ends, ends[len(ends)-1]+int64(len(l)))
 	}
-	for _, max := range []int{1, 2, 3, 1000} {
-		t.Run(fmt.Sprint(max), func(t *testing.T) {
+	for _, maxBatch := range []int{1, 2, 3, 1000} {
+		t.Run(fmt.Sprint(maxBatch), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
 			tailWrite(t, path, content)
-			r := startTail(t, &AuditFollower{Path: path, MaxBatch: max})
+			r := startTail(t, &AuditFollower{Path: path, MaxBatch: maxBatch})
 
 			g := r.collect(5, 1)
 			if diff := gocmp.Diff([]int{1, 2, 3, 5, 7}, g.ids); diff != "" {
@@ -322,8 +325,8 @@ func TestAuditFollowerBatches(t *testing.T) {
 			}
 			for i, b := range g.batches {
 				n := len(b.Events) + len(b.Malformed)
-				if n > max || i < len(g.batches)-1 && n != max {
-					t.Errorf("batch %d holds %d lines, want %d (at most, for the last)", i, n, max)
+				if n > maxBatch || i < len(g.batches)-1 && n != maxBatch {
+					t.Errorf("batch %d holds %d lines, want %d (at most, for the last)", i, n, maxBatch)
 				}
 				if c := b.Cursor; c.Line < 2 || c.Line > len(ends) || c.Offset != ends[c.Line-1] {
 					t.Errorf("batch %d ends at offset %d before line %d; the lines end at %v", i, c.Offset, c.Line, ends)
@@ -677,14 +680,16 @@ func TestAuditFollowerMissing(t *testing.T) {
 }
 
 func TestAuditFollowerCancel(t *testing.T) {
-	block := func(calls chan<- struct{}) func(context.Context, AuditFileBatch) error {
+	// A sinkFor makes a sink that reports its calls on calls.
+	type sinkFor = func(calls chan<- struct{}) func(context.Context, AuditFileBatch) error
+	var block sinkFor = func(calls chan<- struct{}) func(context.Context, AuditFileBatch) error {
 		return func(ctx context.Context, _ AuditFileBatch) error {
 			calls <- struct{}{}
 			<-ctx.Done()
 			return ctx.Err()
 		}
 	}
-	fail := func(calls chan<- struct{}) func(context.Context, AuditFileBatch) error {
+	var fail sinkFor = func(calls chan<- struct{}) func(context.Context, AuditFileBatch) error {
 		return func(context.Context, AuditFileBatch) error {
 			select {
 			case calls <- struct{}{}:
@@ -695,9 +700,9 @@ func TestAuditFollowerCancel(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		file bool                                                                    // the log holds an event
-		sink func(calls chan<- struct{}) func(context.Context, AuditFileBatch) error // nil: the test's
-		wait string                                                                  // a log message to wait for, else a sink call
+		file bool    // the log holds an event
+		sink sinkFor // nil: the test's
+		wait string  // a log message to wait for, else a sink call
 	}{
 		{name: "waiting for the file", wait: "waiting for the audit log"},
 		{name: "at the end of the file", file: true},

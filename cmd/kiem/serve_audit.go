@@ -84,7 +84,7 @@ func logFollower(ctx context.Context, log *slog.Logger, in *indexer.AuditIngeste
 	return &indexer.AuditFollower{
 		Path:   abs,
 		Start:  start,
-		Logger: log.With("component", "audit-log", "path", abs),
+		Logger: log.With("component", "audit-log"),
 		Sink: func(ctx context.Context, b indexer.AuditFileBatch) error {
 			cur, err := json.Marshal(b.Cursor)
 			if err != nil {

@@ -127,3 +127,21 @@ export interface AlertT {
 export const ALERT_FIELDS = `id filterId filterName target from revision time
   entered { key text } enteredTotal left { key text } leftTotal
   causes { revision seq op kind namespace name actor } causesTotal`;
+
+/** Who made a change, from the audit event of the write (Change.actor, ObjectChange.actors). */
+export interface ActorT {
+  user: string;
+  groups: string[];
+  impersonatedBy: string | null;
+  userAgent: string;
+  sourceIP: string;
+  auditID: string;
+}
+
+export const ACTOR_FIELDS = 'user groups impersonatedBy userAgent sourceIP auditID';
+
+/** When audit events first and last showed a user, a group, a ServiceAccount or a membership. */
+export interface SeenT {
+  first: string;
+  last: string;
+}

@@ -5,11 +5,12 @@ import { useState } from 'preact/hooks';
 import { href, Link, navigate, useLocation } from '../router';
 import { usePaged, useLiveQuery } from '../data';
 import { useSession } from '../session';
-import { GRANT, type NodeRef, type Permission } from '../fragments';
+import { ACTOR_FIELDS, GRANT, type ActorT, type NodeRef, type Permission } from '../fragments';
 import { useRevisions } from '../components/timetravel';
 import { GrantPathView } from '../components/grant';
 import { JsonDiff } from '../components/jsondiff';
-import { Empty, ErrorBox, KindBadge, LoadMore, Loading, Name, NodeLink, QName, RevLink, Section } from '../components/ui';
+import { Actors } from '../components/actor';
+import { Empty, ErrorBox, KindBadge, LoadMore, Loading, NodeLink, QName, RevLink, Section } from '../components/ui';
 import { when } from '../format';
 import { FINDING_ROW, FindingsTable, type FindingRow } from './risks';
 
@@ -20,7 +21,10 @@ export interface ChangeT {
   namespace: string;
   name: string;
   id: string;
-  actor?: { user: string; groups: string[] } | null;
+  /** Change.actor (a revision's changes): who made it, when audit events told. */
+  actor?: ActorT | null;
+  /** ObjectChange.actors (a diff): who made the changes to the object between the two revisions, oldest first. */
+  actors?: ActorT[];
   before: unknown;
   after: unknown;
   node?: { id: string } | null;
@@ -42,11 +46,7 @@ export function ChangeRow({ c, at }: { c: ChangeT; at: number }): JSX.Element {
           <KindBadge kind={c.kind} />
           <QName namespace={c.namespace} name={c.name} />
         </Link>
-        {c.actor ? (
-          <span class="small muted">
-            by <Name text={c.actor.user} />
-          </span>
-        ) : null}
+        <Actors actors={c.actors ?? (c.actor ? [c.actor] : [])} />
         <button type="button" class="link-button small" aria-expanded={open} onClick={() => setOpen(!open)} data-testid="toggle-change">
           {open ? 'hide' : c.op === 'UPDATE' ? 'what changed' : 'object'}
         </button>
@@ -59,7 +59,7 @@ export function ChangeRow({ c, at }: { c: ChangeT; at: number }): JSX.Element {
 const OBJECTS = `query DiffObjects($from: Revision!, $to: Revision, $after: String) {
   diff(from: $from, to: $to) {
     from to
-    objects(first: 100, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { op kind namespace name id before after node { id } } }
+    objects(first: 100, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { op kind namespace name id before after node { id } actors { ${ACTOR_FIELDS} } } }
   }
 }`;
 

@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks';
 import { href, Link, useLocation } from '../router';
 import { usePaged, useLiveQuery } from '../data';
 import { useSession } from '../session';
-import { REVISION_FIELDS, type RevisionInfo } from '../fragments';
+import { ACTOR_FIELDS, REVISION_FIELDS, type RevisionInfo } from '../fragments';
 import { kindLabel } from '../kinds';
 import { Empty, ErrorBox, KindBadge, LoadMore, Loading, Name, RevLink, Section, Time } from '../components/ui';
 import { ChangeRow, type ChangeT } from './diff';
@@ -115,7 +115,7 @@ const REVISION = `query RevisionPage($rev: Revision!, $from: Revision!, $after: 
   revision(revision: $rev) { ${REVISION_FIELDS} }
   changes(from: $from, to: $rev, first: 100, after: $after) {
     pageInfo { hasNextPage endCursor }
-    nodes { seq op kind namespace name id actor { user groups } before after revision { revision } }
+    nodes { seq op kind namespace name id actor { ${ACTOR_FIELDS} } before after revision { revision } }
   }
 }`;
 

@@ -153,33 +153,42 @@ func TestAuditE2E(t *testing.T) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		wrote := map[string]string{} // resourceVersion → the user whose write produced it
-		errs := make(chan error, 2*n)
+		errs := make(chan error, 4)
+		clients := map[string]kubernetes.Interface{}
 		for _, user := range []string{"alice", "bob"} {
-			cs := kubernetes.NewForConfigOrDie(e.cl.RESTConfig(user))
-			record := func(rv string) {
-				mu.Lock()
-				wrote[rv] = user
-				mu.Unlock()
-			}
+			clients[user] = kubernetes.NewForConfigOrDie(e.cl.RESTConfig(user))
+		}
+		record := func(rv, user string) {
+			mu.Lock()
+			wrote[rv] = user
+			mu.Unlock()
+		}
+		// Both create their roles at the same time; then each edits half of the other's, at the same time, so that
+		// one object's changes have two authors.
+		for _, user := range []string{"alice", "bob"} {
 			wg.Go(func() {
 				for i := range n {
-					name := fmt.Sprintf("by-%s-%d", user, i)
-					r, err := cs.RbacV1().Roles("default").Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name},
+					r, err := clients[user].RbacV1().Roles("default").Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("by-%s-%d", user, i)},
 						Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}}, metav1.CreateOptions{})
-					if err == nil {
-						record(r.ResourceVersion)
-					}
-					if err == nil && i%2 == 1 {
-						// Each also edits a role the other created, so that one object's changes have two authors.
-						other := map[string]string{"alice": "bob", "bob": "alice"}[user]
-						var rv string
-						if rv, err = updateRole(ctx, cs, fmt.Sprintf("by-%s-%d", other, i-1), user); err == nil {
-							record(rv)
-						}
-					}
 					if err != nil {
 						errs <- err
+						return
 					}
+					record(r.ResourceVersion, user)
+				}
+			})
+		}
+		wg.Wait()
+		for _, user := range []string{"alice", "bob"} {
+			other := map[string]string{"alice": "bob", "bob": "alice"}[user]
+			wg.Go(func() {
+				for i := 0; i < n; i += 2 {
+					rv, err := updateRole(ctx, clients[user], fmt.Sprintf("by-%s-%d", other, i), user)
+					if err != nil {
+						errs <- err
+						return
+					}
+					record(rv, user)
 				}
 			})
 		}
@@ -239,18 +248,22 @@ func TestAuditE2E(t *testing.T) {
 				}
 			} `json:"node"`
 		}
-		e.query(`{node: lookup(kind: USER, name: "bob") {... on User {declared seen {last} groups {observed group {name}}}}}`, &u)
-		if u.Node == nil || u.Node.Declared || u.Node.Seen == nil {
-			t.Fatalf("user bob = %+v, want an observed, undeclared user with a last-seen time", u.Node)
-		}
 		var observed []string
-		for _, g := range u.Node.Groups {
-			if g.Observed {
-				observed = append(observed, g.Group.Name)
+		eventually(t, 30*time.Second, "bob seen with his groups", func() bool {
+			e.query(`{node: lookup(kind: USER, name: "bob") {... on User {declared seen {last} groups {observed group {name}}}}}`, &u)
+			observed = observed[:0]
+			if u.Node == nil {
+				return false
 			}
-		}
-		if !slices.Equal(observed, []string{"oncall", "rbac-admins"}) {
-			t.Fatalf("observed groups of bob = %v", observed)
+			for _, g := range u.Node.Groups {
+				if g.Observed {
+					observed = append(observed, g.Group.Name)
+				}
+			}
+			return u.Node.Seen != nil && slices.Equal(observed, []string{"oncall", "rbac-admins"})
+		})
+		if u.Node.Declared {
+			t.Fatalf("user bob = %+v, want an observed, undeclared user", u.Node)
 		}
 		// bob's effective permissions include those of the groups he authenticates with.
 		var p struct {

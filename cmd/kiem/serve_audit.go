@@ -31,7 +31,9 @@ func startAudit(ctx context.Context, log *slog.Logger, g *graph.Live, dataDir, l
 	if err != nil {
 		return nil, err
 	}
-	in, err := indexer.NewAuditIngester(ctx, indexer.AuditIngesterOptions{Graph: g, Store: store, Logger: log.With("component", "audit")})
+	// Its start reads and commits a little from local stores; a stop requested meanwhile is honoured after it, by
+	// Run, rather than failing the start.
+	in, err := indexer.NewAuditIngester(context.WithoutCancel(ctx), indexer.AuditIngesterOptions{Graph: g, Store: store, Logger: log.With("component", "audit")})
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}

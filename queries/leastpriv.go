@@ -309,6 +309,12 @@ func usageWindow(opts LeastPrivilegeOptions, from time.Time) UsageWindow {
 // windowDays renders a duration the way windows are spoken of: "90d", "1d12h0m0s".
 func windowDays(d time.Duration) string {
 	const day = 24 * time.Hour
+	// A window of observation is read in days and hours; seconds and below are noise there.
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
+	} else {
+		d = d.Round(time.Second)
+	}
 	n, rest := d/day, d%day
 	switch {
 	case n == 0:

@@ -274,7 +274,7 @@ func runServe(ctx context.Context, s streams, f *serveFlags) error {
 	var indexErr error
 	switch {
 	case f.src.demo:
-		indexErr = replayDemo(ctx, log, g, fs)
+		indexErr = replayDemo(ctx, log, g, fs, audit.ingester)
 		if indexErr == nil && f.src.groupsFile != "" {
 			_, indexErr = commitGroups(ctx, log, g, f.src.groupsFile)
 		}
@@ -310,7 +310,7 @@ func sourceName(f *serveFlags) string {
 
 // replayDemo commits the demo's timeline into an empty store, each step a revision at its time in the past. It
 // lets the findings tracker evaluate each step before the next, so the console's risk trend has a point per step.
-func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live, fs *findings) error {
+func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live, fs *findings, in *indexer.AuditIngester) error {
 	if g.Head() > 0 {
 		log.Info("demo store already holds history; not replaying", "revision", g.Head())
 		return nil
@@ -320,17 +320,23 @@ func replayDemo(ctx context.Context, log *slog.Logger, g *graph.Live, fs *findin
 		return err
 	}
 	now := time.Now()
-	for _, st := range steps {
+	var events []indexer.AuditEvent
+	for i, st := range steps {
+		stampDemo(i, st.Changes)
 		rev, err := g.CommitAt(ctx, st.Name, now.Add(-st.Ago), st.Changes)
 		if err != nil {
 			return err
+		}
+		if i > 0 { // the first step is the cluster as installed, before anyone's audit trail
+			events = append(events, demoWrites(i, demoPeople[(i-1)%len(demoPeople)], now.Add(-st.Ago), st.Changes)...)
 		}
 		log.Info("demo revision", "revision", rev, "step", st.Name, "changes", len(st.Changes))
 		if err := fs.waitEvaluated(ctx, rev); err != nil {
 			return err
 		}
 	}
-	return nil
+	// One batch after the timeline, as a webhook would deliver a backlog: the people it shows become one revision.
+	return ingestDemo(ctx, in, append(events, demoUsage(now)...))
 }
 
 // waitEvaluated waits until the tracker has evaluated rev, or has stopped (its error is logged).

@@ -127,6 +127,13 @@ func TestServeDemoThenHistory(t *testing.T) {
 	if _, metrics := getWithToken(t, "http://"+addr+"/metrics", token); !strings.Contains(metrics, `kiem_findings{severity="critical",status="suppressed"}`) {
 		t.Fatalf("/metrics lacks the findings counts:\n%s", metrics)
 	}
+	// The demo's audit trail: who granted the CI account cluster-admin, and what of it the account uses.
+	if _, body := post(t, "http://"+addr+"/graphql", token, `{ changes(from: 0, first: 1000) { nodes { name actor { user } } } }`); !strings.Contains(body, `{"name":"payments-ci-admin","actor":{"user":"bob@example.com"}}`) {
+		t.Fatalf("the demo's cluster-admin grant has no actor: %s", body)
+	}
+	if _, body := post(t, "http://"+addr+"/graphql", token, `{ leastPrivilege(subject: {kind: SERVICE_ACCOUNT, namespace: "payments", name: "ci-deployer"}, unusedFor: "30d") { summary { used unused } yaml } }`); !strings.Contains(body, "kiem-least-payments.ci-deployer") || strings.Contains(body, `"unused":0`) {
+		t.Fatalf("least privilege of the demo's ci-deployer: %s", body)
+	}
 	// The groups file is read again by the reload mutation; unchanged, it commits nothing.
 	if code, body := post(t, "http://"+addr+"/graphql", token, `mutation { reload { revision changes } }`); code != 200 || !strings.Contains(body, `"changes":0`) {
 		t.Fatalf("reload = %d %s", code, body)
@@ -139,7 +146,8 @@ func TestServeDemoThenHistory(t *testing.T) {
 		Revision uint64 `json:"revision"`
 		Source   string `json:"source"`
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &revs) != nil || len(revs) != 8 || !strings.HasPrefix(revs[7].Source, "groups-file:") {
+	// The demo's steps, the users its audit trail shows, the groups file.
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &revs) != nil || len(revs) != 9 || revs[7].Source != "audit" || !strings.HasPrefix(revs[8].Source, "groups-file:") {
 		t.Fatalf("history: code %d, %d revisions, stderr %q", r.code, len(revs), r.err)
 	}
 	// The second and third revisions of the demo's history (numbers are not dense: see above).

@@ -102,10 +102,11 @@ func usageOf(u graph.Usage) *Usage {
 		Namespace: k.Namespace, Name: k.Name, NonResourceURL: k.NonResourceURL, First: u.First, Last: u.Last}
 }
 
-func usageKeys(ks []graph.UsageKey) []*Usage {
-	out := make([]*Usage, len(ks))
+func usageKeys(ks []graph.UsageKey) []*UsageKey {
+	out := make([]*UsageKey, len(ks))
 	for i, k := range ks {
-		out[i] = usageOf(graph.Usage{UsageKey: k})
+		out[i] = &UsageKey{Verb: k.Verb, APIGroup: k.APIGroup, Resource: k.Resource, Subresource: k.Subresource,
+			Namespace: k.Namespace, Name: k.Name, NonResourceURL: k.NonResourceURL}
 	}
 	return out
 }

@@ -853,6 +853,16 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	UsageKey struct {
+		APIGroup       func(childComplexity int) int
+		Name           func(childComplexity int) int
+		Namespace      func(childComplexity int) int
+		NonResourceURL func(childComplexity int) int
+		Resource       func(childComplexity int) int
+		Subresource    func(childComplexity int) int
+		Verb           func(childComplexity int) int
+	}
+
 	UsageWindow struct {
 		Complete      func(childComplexity int) int
 		Evidence      func(childComplexity int) int
@@ -4536,6 +4546,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UsageEdge.Node(childComplexity), true
 
+	case "UsageKey.apiGroup":
+		if e.ComplexityRoot.UsageKey.APIGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.APIGroup(childComplexity), true
+	case "UsageKey.name":
+		if e.ComplexityRoot.UsageKey.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.Name(childComplexity), true
+	case "UsageKey.namespace":
+		if e.ComplexityRoot.UsageKey.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.Namespace(childComplexity), true
+	case "UsageKey.nonResourceURL":
+		if e.ComplexityRoot.UsageKey.NonResourceURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.NonResourceURL(childComplexity), true
+	case "UsageKey.resource":
+		if e.ComplexityRoot.UsageKey.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.Resource(childComplexity), true
+	case "UsageKey.subresource":
+		if e.ComplexityRoot.UsageKey.Subresource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.Subresource(childComplexity), true
+	case "UsageKey.verb":
+		if e.ComplexityRoot.UsageKey.Verb == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageKey.Verb(childComplexity), true
+
 	case "UsageWindow.complete":
 		if e.ComplexityRoot.UsageWindow.Complete == nil {
 			break
@@ -6302,6 +6355,26 @@ func (ec *executionContext) childFields_UsageEdge(ctx context.Context, field gra
 		return ec.fieldContext_UsageEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UsageEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "verb":
+		return ec.fieldContext_UsageKey_verb(ctx, field)
+	case "apiGroup":
+		return ec.fieldContext_UsageKey_apiGroup(ctx, field)
+	case "resource":
+		return ec.fieldContext_UsageKey_resource(ctx, field)
+	case "subresource":
+		return ec.fieldContext_UsageKey_subresource(ctx, field)
+	case "namespace":
+		return ec.fieldContext_UsageKey_namespace(ctx, field)
+	case "name":
+		return ec.fieldContext_UsageKey_name(ctx, field)
+	case "nonResourceURL":
+		return ec.fieldContext_UsageKey_nonResourceURL(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageKey", field.Name)
 }
 
 func (ec *executionContext) childFields_UsageWindow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -14529,8 +14602,8 @@ func (ec *executionContext) _LeastPrivilege_notGrantedByRBAC(ctx context.Context
 			return obj.NotGrantedByRbac, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Usage) graphql.Marshaler {
-			return ec.marshalNUsage2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*UsageKey) graphql.Marshaler {
+			return ec.marshalNUsageKey2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageKeyᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14543,7 +14616,7 @@ func (ec *executionContext) fieldContext_LeastPrivilege_notGrantedByRBAC(_ conte
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Usage(ctx, field)
+			return ec.childFields_UsageKey(ctx, field)
 		},
 	}
 	return fc, nil
@@ -22052,8 +22125,8 @@ func (ec *executionContext) _SuggestedRole_covers(ctx context.Context, field gra
 			return obj.Covers, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Usage) graphql.Marshaler {
-			return ec.marshalNUsage2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*UsageKey) graphql.Marshaler {
+			return ec.marshalNUsageKey2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageKeyᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -22066,7 +22139,7 @@ func (ec *executionContext) fieldContext_SuggestedRole_covers(_ context.Context,
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Usage(ctx, field)
+			return ec.childFields_UsageKey(ctx, field)
 		},
 	}
 	return fc, nil
@@ -22699,6 +22772,167 @@ func (ec *executionContext) fieldContext_UsageEdge_node(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _UsageKey_verb(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_verb(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Verb, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_verb(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageKey_apiGroup(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_apiGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_apiGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageKey_resource(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageKey_subresource(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_subresource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subresource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_subresource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageKey_namespace(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageKey_name(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UsageKey_nonResourceURL(ctx context.Context, field graphql.CollectedField, obj *UsageKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageKey_nonResourceURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NonResourceURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageKey_nonResourceURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageKey", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _UsageWindow_from(ctx context.Context, field graphql.CollectedField, obj *UsageWindow) (ret graphql.Marshaler) {
@@ -31876,6 +32110,74 @@ func (ec *executionContext) _UsageEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var usageKeyImplementors = []string{"UsageKey"}
+
+func (ec *executionContext) _UsageKey(ctx context.Context, sel ast.SelectionSet, obj *UsageKey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageKey")
+		case "verb":
+			out.Values[i] = ec._UsageKey_verb(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "apiGroup":
+			out.Values[i] = ec._UsageKey_apiGroup(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resource":
+			out.Values[i] = ec._UsageKey_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subresource":
+			out.Values[i] = ec._UsageKey_subresource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "namespace":
+			out.Values[i] = ec._UsageKey_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._UsageKey_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nonResourceURL":
+			out.Values[i] = ec._UsageKey_nonResourceURL(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var usageWindowImplementors = []string{"UsageWindow"}
 
 func (ec *executionContext) _UsageWindow(ctx context.Context, sel ast.SelectionSet, obj *UsageWindow) graphql.Marshaler {
@@ -34747,6 +35049,32 @@ func (ec *executionContext) marshalNUsageEdge2ᚖgithubᚗcomᚋkiemᚑioᚋkiem
 		return graphql.Null
 	}
 	return ec._UsageEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageKey2ᚕᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*UsageKey) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageKey2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageKey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsageKey2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageKey(ctx context.Context, sel ast.SelectionSet, v *UsageKey) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageKey(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUsageWindow2ᚖgithubᚗcomᚋkiemᚑioᚋkiemᚋgqlᚐUsageWindow(ctx context.Context, sel ast.SelectionSet, v *UsageWindow) graphql.Marshaler {

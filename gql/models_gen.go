@@ -219,7 +219,7 @@ type LeastPrivilege struct {
 	// The suggested objects, with the usage each covers.
 	Suggested []*SuggestedRole `json:"suggested"`
 	// Usage current RBAC does not grant (another authorizer allowed it, or the grant is gone): left out of the suggestion.
-	NotGrantedByRbac []*Usage `json:"notGrantedByRBAC"`
+	NotGrantedByRbac []*UsageKey `json:"notGrantedByRBAC"`
 	// Held permissions that were used, and whether the suggestion narrows them (verb, apiGroup, resource, resourceNames, scope).
 	Kept []*KeptPermission `json:"kept"`
 }
@@ -442,11 +442,12 @@ type Subscription struct {
 type SuggestedRole struct {
 	Kind Kind `json:"kind"`
 	// Empty for the ClusterRole.
-	Namespace   string   `json:"namespace"`
-	Name        string   `json:"name"`
-	BindingName string   `json:"bindingName"`
-	Rules       []*Rule  `json:"rules"`
-	Covers      []*Usage `json:"covers"`
+	Namespace   string  `json:"namespace"`
+	Name        string  `json:"name"`
+	BindingName string  `json:"bindingName"`
+	Rules       []*Rule `json:"rules"`
+	// The kinds of request the role is there for.
+	Covers []*UsageKey `json:"covers"`
 }
 
 type SuppressionInput struct {
@@ -487,6 +488,17 @@ type UsageConnection struct {
 type UsageEdge struct {
 	Cursor string `json:"cursor"`
 	Node   *Usage `json:"node"`
+}
+
+// A kind of request, as usage records it, without its times.
+type UsageKey struct {
+	Verb           string `json:"verb"`
+	APIGroup       string `json:"apiGroup"`
+	Resource       string `json:"resource"`
+	Subresource    string `json:"subresource"`
+	Namespace      string `json:"namespace"`
+	Name           string `json:"name"`
+	NonResourceURL string `json:"nonResourceURL"`
 }
 
 type UsageWindow struct {

@@ -4,7 +4,7 @@
 // failed request. Screenshots of the main views go to artifact(...).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { artifact, hostile, launchBrowser, newPage, signIn, startKiem } from './harness.mjs';
+import { artifact, hostile, launchBrowser, newPage, openPage, startKiem, waitText } from './harness.mjs';
 
 let kiem;
 let browser;
@@ -25,33 +25,7 @@ after(async () => {
 });
 
 /** open: a fresh signed-in page at path; check() at the end asserts nothing went wrong in it. */
-async function open(path = '/', { allow = [] } = {}) {
-  const { page, context, problems } = await newPage(browser);
-  await page.addInitScript(() => {
-    window.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
-  });
-  await signIn(page, kiem, path);
-  const check = async () => {
-    const csp = await page.evaluate(() => window.__csp ?? []);
-    const bad = [...problems().filter((p) => !allow.some((re) => re.test(p))), ...csp.map((c) => `CSP violation: ${c}`)];
-    await context.close();
-    assert.deepEqual(bad, [], 'the page had errors');
-  };
-  return { page, check };
-}
-
-/** waitText waits until locator's text matches re (auto-retrying, no fixed sleep). */
-async function waitText(locator, re, timeout = 15_000) {
-  const deadline = Date.now() + timeout;
-  let last = '';
-  for (;;) {
-    last = (await locator.textContent().catch(() => '')) ?? '';
-    if (re.test(last)) return last;
-    if (Date.now() > deadline) throw new Error(`text ${re} not found; last: ${last.slice(0, 400)}`);
-    await locator.page().waitForTimeout(50);
-  }
-}
+const open = (path = '/', opts = {}) => openPage(browser, kiem, path, opts);
 
 describe('console', () => {
   test('sign-in refuses a wrong token, keeps the right one in sessionStorage only, returns to the page asked for, signs out', async () => {

@@ -2,6 +2,7 @@
 // binary the Makefile builds) on a loopback port with its own store, and Debian's Chromium driven by
 // playwright-core. Nothing is mocked: the pages talk to the real GraphQL API.
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,19 +30,21 @@ function demoGroups() {
 }
 
 /**
- * startKiem starts `kiem serve --demo` on 127.0.0.1:0 with a fresh store and a groups file holding the demo's
- * users plus the hostile names (each in oidc:auditors), and resolves once the demo is indexed. It returns the
- * console URL, the printed admin token, and helpers to change the groups file and commit it (the reload
- * mutation), which is how tests make a change happen.
+ * startKiem starts `kiem serve --demo` (or, with snapshot, `kiem serve --snapshot DIR`) on 127.0.0.1:0 with a fresh
+ * store and a groups file holding the demo's users plus the hostile names (each in oidc:auditors), and resolves
+ * once the source is indexed. It returns the console URL, the printed admin token, and helpers to change the groups
+ * file and commit it (the reload mutation, which also re-reads a snapshot), which is how tests make a change
+ * happen, and to post audit events as the apiserver's webhook does.
  */
-export async function startKiem({ args = [], groups = {} } = {}) {
+export async function startKiem({ args = [], groups = {}, snapshot = null } = {}) {
   const bin = process.env.KIEM_BIN || join(repo, 'bin', 'kiem');
   const dir = mkdtempSync(join(tmpdir(), 'kiem-ui-test-'));
   const groupsFile = join(dir, 'groups.json');
   let members = { ...demoGroups(), [hostile.markup]: ['oidc:auditors'], [hostile.long]: ['oidc:auditors'], [hostile.unicode]: ['oidc:auditors'], ...groups };
   const writeGroups = () => writeFileSync(groupsFile, JSON.stringify(members, null, 1));
   writeGroups();
-  const proc = spawn(bin, ['serve', '--demo', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--groups-file', groupsFile, '--log-level', 'warn', ...args], {
+  const source = snapshot ? ['--snapshot', snapshot] : ['--demo'];
+  const proc = spawn(bin, ['serve', ...source, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--groups-file', groupsFile, '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -93,8 +96,28 @@ export async function startKiem({ args = [], groups = {} } = {}) {
       if (list.length) members[user] = list;
       else delete members[user];
       writeGroups();
+      return kiem.reload();
+    },
+    /** reload commits what changed in the groups file (and the snapshot): the new head revision. */
+    async reload() {
       const { reload } = await kiem.gql('mutation { reload { revision changes } }');
       return reload;
+    },
+    /**
+     * postAudit posts audit.k8s.io/v1 events to /audit as the apiserver's audit webhook does (the admin token may
+     * write audit events); it resolves once kiem has ingested them durably.
+     */
+    async postAudit(items) {
+      const res = await fetch(`${url}/audit`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items }),
+      });
+      const body = await res.text();
+      if (!res.ok) throw new Error(`POST /audit: HTTP ${res.status}: ${body}`);
+      const { accepted, malformed } = JSON.parse(body);
+      if (accepted !== items.length || malformed) throw new Error(`POST /audit: ${body} for ${items.length} events`);
+      return { accepted };
     },
     async stop() {
       proc.kill('SIGTERM');
@@ -103,6 +126,24 @@ export async function startKiem({ args = [], groups = {} } = {}) {
     },
   };
   return kiem;
+}
+
+/**
+ * auditEvent makes one audit.k8s.io/v1 Event as the apiserver's audit webhook sends it: the ResponseComplete stage of
+ * a request RBAC allowed, made by user ({ username, groups }) with verb on objectRef (resource, namespace, apiGroup,
+ * name, subresource) or on a non-resource uri, received at at. extra adds or overrides fields (impersonatedUser,
+ * responseObject, level, sourceIPs, userAgent).
+ */
+export function auditEvent({ user, verb, objectRef, uri, at = new Date(), ...extra }) {
+  const t = at.toISOString();
+  const o = objectRef ? { apiGroup: '', apiVersion: 'v1', ...objectRef } : undefined;
+  const path = uri ?? `/${o.apiGroup ? `apis/${o.apiGroup}` : 'api'}/v1${o.namespace ? `/namespaces/${o.namespace}` : ''}/${o.resource}${o.name ? `/${o.name}` : ''}${o.subresource ? `/${o.subresource}` : ''}`;
+  return {
+    kind: 'Event', apiVersion: 'audit.k8s.io/v1', level: 'Metadata', auditID: randomUUID(), stage: 'ResponseComplete',
+    requestURI: path, verb, user, sourceIPs: ['10.0.0.7'], userAgent: 'kiem-e2e/1.0', objectRef: o,
+    responseStatus: { code: 200 }, requestReceivedTimestamp: t, stageTimestamp: t,
+    annotations: { 'authorization.k8s.io/decision': 'allow' }, ...extra,
+  };
 }
 
 /**
@@ -148,6 +189,39 @@ export async function signIn(page, kiem, path = '/') {
   await page.getByTestId('signin-token').fill(kiem.token);
   await page.getByTestId('signin-submit').click();
   await page.getByTestId('viewer').waitFor();
+}
+
+/**
+ * openPage is a fresh signed-in page at path that records CSP violations; check() at the end closes it and asserts that
+ * nothing went wrong in it (page errors, console errors, failed requests, CSP violations), except problems matching
+ * one of allow.
+ */
+export async function openPage(browser, kiem, path = '/', { allow = [] } = {}) {
+  const { page, context, problems } = await newPage(browser);
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  await signIn(page, kiem, path);
+  const check = async () => {
+    const csp = await page.evaluate(() => window.__csp ?? []);
+    const bad = [...problems().filter((p) => !allow.some((re) => re.test(p))), ...csp.map((c) => `CSP violation: ${c}`)];
+    await context.close();
+    if (bad.length) throw new Error(`the page had errors:\n${bad.join('\n')}`);
+  };
+  return { page, context, check };
+}
+
+/** waitText waits until locator's text matches re (auto-retrying, no fixed sleep) and returns the text. */
+export async function waitText(locator, re, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let last = '';
+  for (;;) {
+    last = (await locator.textContent().catch(() => '')) ?? '';
+    if (re.test(last)) return last;
+    if (Date.now() > deadline) throw new Error(`text ${re} not found; last: ${last.slice(0, 400)}`);
+    await locator.page().waitForTimeout(50);
+  }
 }
 
 /** artifact returns where to write a test artifact (screenshots): $KIEM_UI_ARTIFACTS or ui/e2e/artifacts. */

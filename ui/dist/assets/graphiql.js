@@ -502,6 +502,170 @@ type Delivery {
   deliveredAt: Time
 }
 
+# Audit events: who made each change, which groups users authenticate with, which permissions are used.
+# Fed by the kube-apiserver's audit webhook (POST /audit) or a followed audit log (--audit-log); see docs/audit.md.
+
+extend type Query {
+  "The span of the audit events ingested so far: what usage is judged on. Null before the first event."
+  auditCoverage: AuditCoverage
+
+  """
+  The requests a subject was seen making (allowed ones only), from audit events: one record per verb, API group,
+  resource, subresource, namespace and (when only a name-scoped rule grants it) name, with the first and last time.
+  subject is a USER (its user name as it authenticates) or a SERVICE_ACCOUNT.
+  """
+  usage(subject: SubjectInput!, first: Int = 100, after: String): UsageConnection!
+
+  """
+  What a USER or SERVICE_ACCOUNT holds now compared with what audit events show it used within unusedFor (a
+  duration: 90d, 720h, 30m), and the least RBAC (Roles, a ClusterRole and their bindings, as YAML) that covers the
+  use. A user's groups are those declared and observed (see User.groups) unless subject.groups gives them.
+  """
+  leastPrivilege(subject: SubjectInput!, unusedFor: String = "90d"): LeastPrivilege!
+
+  """
+  KIEM-HYG-009, granted but unused: one finding per ServiceAccount or user holding permissions that audit events
+  never showed it exercise within unusedFor, with the unused grants as evidence. Only subjects with a namespace in
+  namespace (when given), or the one subject, are judged. A judgement needs audit coverage of the whole window:
+  with requireFullWindow (the default) nothing is reported until events have been ingested for unusedFor.
+  """
+  unusedPermissions(unusedFor: String = "90d", subject: SubjectInput, namespace: String, requireFullWindow: Boolean = true, first: Int = 100, after: String): FindingConnection!
+}
+
+"When audit events first and last showed something."
+type Seen {
+  first: Time!
+  last: Time!
+}
+
+type AuditCoverage {
+  "The earliest and latest request time of the events ingested."
+  first: Time!
+  last: Time!
+  "Events ingested (a webhook retry counts again)."
+  events: Int!
+}
+
+type Usage {
+  verb: String!
+  apiGroup: String!
+  resource: String!
+  subresource: String!
+  "Empty for cluster-scoped resources, all-namespaces requests and non-resource URLs."
+  namespace: String!
+  "Set only when the request was allowed by name-scoped rules (resourceNames)."
+  name: String!
+  nonResourceURL: String!
+  first: Time!
+  last: Time!
+}
+
+"A kind of request, as usage records it, without its times."
+type UsageKey {
+  verb: String!
+  apiGroup: String!
+  resource: String!
+  subresource: String!
+  namespace: String!
+  name: String!
+  nonResourceURL: String!
+}
+
+type UsageConnection {
+  edges: [UsageEdge!]!
+  nodes: [Usage!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+type UsageEdge {
+  cursor: String!
+  node: Usage!
+}
+
+type LeastPrivilege {
+  "The user name judged, and the groups it was judged with."
+  user: String!
+  groups: [String!]!
+  "In system:masters: allowed everything before RBAC is consulted; no RBAC change bounds it."
+  superuser: Boolean!
+  window: UsageWindow!
+  summary: LeastPrivilegeSummary!
+  "Every permission held now: one per grant (scope, binding, role, rule) and per verb × API group × resource."
+  held: [HeldPermission!]!
+  "The held permissions no usage within the window exercised."
+  unused: [HeldPermission!]!
+  "The suggested Roles, ClusterRole and bindings, as a multi-document manifest for kubectl apply."
+  yaml: String!
+  "The suggested objects, with the usage each covers."
+  suggested: [SuggestedRole!]!
+  "Usage current RBAC does not grant (another authorizer allowed it, or the grant is gone): left out of the suggestion."
+  notGrantedByRBAC: [UsageKey!]!
+  "Held permissions that were used, and whether the suggestion narrows them (verb, apiGroup, resource, resourceNames, scope)."
+  kept: [KeptPermission!]!
+}
+
+type UsageWindow {
+  from: Time!
+  to: Time!
+  "When audit observation began; null when unknown."
+  observedSince: Time
+  "True when observation covers the whole window: an unused permission was really not exercised in it."
+  complete: Boolean!
+  evidence: String!
+}
+
+type LeastPrivilegeSummary {
+  held: Int!
+  used: Int!
+  unused: Int!
+  usageKeys: Int!
+  staleKeys: Int!
+  notGrantedByRBAC: Int!
+  suggestedRules: Int!
+}
+
+type HeldPermission {
+  "Where the grant applies; empty: cluster-wide."
+  namespace: String!
+  binding: ObjectRef!
+  role: ObjectRef!
+  ruleIndex: Int!
+  "True when the binding names a group: removing the grant takes it from every member."
+  shared: Boolean!
+  verb: String!
+  apiGroup: String!
+  resource: String!
+  resourceNames: [String!]!
+  nonResourceURL: String!
+  used: Boolean!
+  "The last use of anything under the permission (before the window included); null when never seen."
+  lastUsed: Time
+  uses: Int!
+}
+
+type KeptPermission {
+  permission: HeldPermission!
+  narrowed: Boolean!
+  narrowedBy: [String!]!
+}
+
+type SuggestedRole {
+  kind: Kind!
+  "Empty for the ClusterRole."
+  namespace: String!
+  name: String!
+  bindingName: String!
+  rules: [Rule!]!
+  "The kinds of request the role is there for."
+  covers: [UsageKey!]!
+}
+
+extend type ObjectChange {
+  "Who made the changes to this object between the two revisions, oldest first, as far as audit events tell."
+  actors: [Actor!]!
+}
+
 # Risk findings: the rules of the risk packs (package queries), what they find at a revision, the suppressions
 # that accept findings, and the escalation paths of the attack graph.
 
@@ -879,9 +1043,17 @@ enum ChangeOp {
   DELETE
 }
 
+"Who made a change, from the audit event of the write."
 type Actor {
+  "The user the apiserver authorized: the impersonated user when the request impersonated one."
   user: String!
   groups: [String!]!
+  "The authenticated user who impersonated user; null when there was no impersonation."
+  impersonatedBy: String
+  userAgent: String!
+  sourceIP: String!
+  "The audit ID of the request (its Audit-ID response header)."
+  auditID: String!
 }
 
 type Change {
@@ -1035,6 +1207,12 @@ type GroupMembership {
   group: Group!
   "True for the groups the apiserver adds (system:authenticated, system:serviceaccounts, system:serviceaccounts:NS); false for declared membership."
   implicit: Boolean!
+  "True when --groups-file declares the membership."
+  declared: Boolean!
+  "True when audit events showed the user authenticating with the group."
+  observed: Boolean!
+  "When audit events first and last showed the membership; null when never."
+  seen: Seen
 }
 
 type User implements Node & SubjectNode {
@@ -1045,8 +1223,10 @@ type User implements Node & SubjectNode {
   revision: Revision!
   "Whether --groups-file declares this user."
   declared: Boolean!
-  "The groups the user is in: declared ones and system:authenticated."
+  "The groups the user is in: declared ones, those audit events showed it authenticate with, and system:authenticated."
   groups: [GroupMembership!]!
+  "When audit events first and last showed the user making a request; null when never."
+  seen: Seen
   bindings(first: Int = 100, after: String): BindingConnection!
   permissions(namespace: String, first: Int = 100, after: String): PermissionConnection!
   can(action: ActionInput!): Decision!
@@ -1058,8 +1238,10 @@ type Group implements Node & SubjectNode {
   name: String!
   namespace: String!
   revision: Revision!
-  "Declared users of the group, and for the ServiceAccount groups the ServiceAccounts they hold."
+  "Declared and observed users of the group, and for the ServiceAccount groups the ServiceAccounts they hold."
   members(first: Int = 100, after: String): NodeConnection!
+  "When audit events first and last showed a request carrying the group; null when never."
+  seen: Seen
   bindings(first: Int = 100, after: String): BindingConnection!
   permissions(namespace: String, first: Int = 100, after: String): PermissionConnection!
   can(action: ActionInput!): Decision!
@@ -1080,6 +1262,8 @@ type ServiceAccount implements Node & SubjectNode {
   username: String!
   "The implicit groups of its tokens."
   groups: [GroupMembership!]!
+  "When audit events first and last showed the ServiceAccount making a request; null when never."
+  seen: Seen
   "The pods running as this ServiceAccount."
   pods(first: Int = 100, after: String): PodConnection!
   namespaceNode: Namespace

@@ -5,12 +5,13 @@ import { useEffect } from 'preact/hooks';
 import { href, Link, seg, useAt, useLocation } from '../router';
 import { useLiveQuery, usePaged } from '../data';
 import { useSession } from '../session';
-import { GRANT, HOP, REF, RULE_FIELDS, type AttackPathT, type Label, type NodeRef, type Permission, type Rule } from '../fragments';
+import { GRANT, HOP, REF, RULE_FIELDS, type AttackPathT, type Label, type NodeRef, type Permission, type Rule, type SeenT } from '../fragments';
 import { isSubjectKind, kindLabel, normKind } from '../kinds';
 import { GrantPathView, whoElseHref } from '../components/grant';
 import { AttackPaths } from '../components/paths';
 import { AtNote, DL, Empty, ErrorBox, KindBadge, Labels, LoadMore, Loading, lookupHref, Name, NodeLink, QName, Section, Time } from '../components/ui';
 import { atHref } from '../components/timetravel';
+import { UsagePanel } from '../components/usage';
 import { qualified, subjectKindOf } from '../format';
 
 const META_FIELDS = '{ uid resourceVersion labels { key value } annotations { key value } created origin }';
@@ -22,10 +23,10 @@ const BINDING_ROW = 'id kind name namespace roleRef { kind name } role { id kind
 
 const FIELDS = `
   id kind name namespace revision
-  ... on User { declared groups { implicit group { ...Ref } } bindings(first: 100) { totalCount nodes { ${BINDING_ROW} } } }
-  ... on Group { members(first: 200) { totalCount nodes { ...Ref } } bindings(first: 100) { totalCount nodes { ${BINDING_ROW} } } }
+  ... on User { declared seen { first last } groups { implicit declared observed seen { first last } group { ...Ref } } bindings(first: 100) { totalCount nodes { ${BINDING_ROW} } } }
+  ... on Group { seen { first last } members(first: 200) { totalCount nodes { ...Ref } } bindings(first: 100) { totalCount nodes { ${BINDING_ROW} } } }
   ... on ServiceAccount {
-    exists ${OPT_META} automountToken username
+    exists ${OPT_META} automountToken username seen { first last }
     groups { implicit group { ...Ref } }
     pods(first: 100) { totalCount nodes { ...Ref } }
     namespaceNode { ...Ref }
@@ -69,6 +70,10 @@ interface BindingRow extends NodeRef {
 
 interface Membership {
   implicit: boolean;
+  /** User memberships only: declared by --groups-file, observed in audit events (first and last seen). */
+  declared?: boolean;
+  observed?: boolean;
+  seen?: SeenT | null;
   group: NodeRef;
 }
 
@@ -84,6 +89,8 @@ interface BindingSubject {
 interface Entity extends NodeRef {
   revision: number;
   declared?: boolean;
+  /** When audit events first and last showed the subject (null: never, or no audit events). */
+  seen?: SeenT | null;
   groups?: Membership[];
   bindings?: Conn<BindingRow>;
   members?: Conn<NodeRef>;
@@ -308,17 +315,37 @@ function BindingsTable({ rows, total, testid = 'bindings' }: { rows: BindingRow[
   );
 }
 
-function Memberships({ groups }: { groups: Membership[] }): JSX.Element {
+function Memberships({ groups, user }: { groups: Membership[]; user: boolean }): JSX.Element {
   if (!groups.length) return <span class="muted">none</span>;
   return (
-    <ul class="link-list inline">
+    <ul class={user ? 'link-list memberships' : 'link-list inline'} data-testid="memberships">
       {groups.map((m) => (
-        <li>
+        <li data-testid="membership" data-group={m.group.name} data-declared={m.declared ? 'true' : 'false'} data-observed={m.observed ? 'true' : 'false'}>
           <NodeLink node={m.group} />
           {m.implicit ? <span class="muted small" title="Added by the apiserver"> implicit</span> : null}
+          {m.declared ? <span class="chip small how" data-testid="declared" title="--groups-file declares this membership">declared</span> : null}
+          {m.observed ? (
+            <span class="small" data-testid="observed">
+              <span class="chip how observed" title="Audit events showed the user authenticate with this group">observed</span>
+              {m.seen ? (
+                <span class="muted">
+                  {' '}first seen <Time time={m.seen.first} abs />, last seen <Time time={m.seen.last} />
+                </span>
+              ) : null}
+            </span>
+          ) : null}
         </li>
       ))}
     </ul>
+  );
+}
+
+/** SeenView: when audit events last (and first) showed the subject, relative and absolute. */
+function SeenView({ seen }: { seen: SeenT }): JSX.Element {
+  return (
+    <span data-testid="last-seen">
+      <Time time={seen.last} /> <span class="muted">(<Time time={seen.last} abs />; first seen <Time time={seen.first} abs />)</span>
+    </span>
   );
 }
 
@@ -335,7 +362,8 @@ function SubjectBody({ n }: { n: Entity }): JSX.Element {
               ['Authenticates as', n.username ? <Name text={n.username} clip={false} /> : null],
               ['Namespace', n.namespaceNode ? <NodeLink node={n.namespaceNode} /> : null],
               ['Automount token', n.kind === 'SERVICE_ACCOUNT' ? (n.automountToken === null || n.automountToken === undefined ? 'unset (mounted)' : n.automountToken ? 'yes' : 'no') : null],
-              ['Groups', n.groups ? <Memberships groups={n.groups} /> : null],
+              ['Last seen', n.seen ? <SeenView seen={n.seen} /> : null],
+              ['Groups', n.groups ? <Memberships groups={n.groups} user={n.kind === 'USER'} /> : null],
             ]}
           />
           {n.members ? (
@@ -357,6 +385,7 @@ function SubjectBody({ n }: { n: Entity }): JSX.Element {
         </Section>
       </div>
       <Permissions n={n} />
+      {n.kind === 'USER' || n.kind === 'SERVICE_ACCOUNT' ? <UsagePanel subject={{ kind: n.kind, name: n.name, namespace: n.namespace || null }} /> : null}
       <Escalation n={n} />
       <MetaSection meta={n.meta} />
     </div>

@@ -389,8 +389,29 @@ function Alerts({ filter, names }: { filter: string | null; names: Map<string, s
   );
 }
 
-function AlertItem({ a, fresh }: { a: AlertT; fresh: boolean }): JSX.Element {
+// The causes of one alert, read again when its details open: audit events may name a cause's actor after the alert
+// was raised (the apiserver's webhook batches arrive after the watch saw the change).
+const CAUSES = `query AlertCauses($filter: ID, $since: Revision) { alerts(filter: $filter, since: $since, first: 1000) { id causes { revision seq op kind namespace name actor } causesTotal } }`;
+
+type Causes = Pick<AlertT, 'causes' | 'causesTotal'>;
+
+function AlertItem({ a: raised, fresh }: { a: AlertT; fresh: boolean }): JSX.Element {
   const [open, setOpen] = useState(false);
+  const [causes, setCauses] = useState<Causes | null>(null);
+  const a = causes ? { ...raised, ...causes } : raised;
+  useEffect(() => {
+    if (!open) return;
+    const ac = new AbortController();
+    gql<{ alerts: (Causes & { id: string })[] }>(CAUSES, { filter: raised.filterId, since: Math.max(0, raised.revision - 1) }, ac.signal).then(
+      (d) => {
+        const mine = d.alerts.find((x) => x.id === raised.id);
+        if (mine && !ac.signal.aborted) setCauses({ causes: mine.causes, causesTotal: mine.causesTotal });
+      },
+      () => undefined, // the causes as raised stay up
+    );
+    return () => ac.abort();
+  }, [open, raised.id]);
+  const actors = [...new Set(a.causes.map((c) => c.actor).filter((x): x is string => !!x))];
   const n = open ? 100 : 3;
   return (
     <li class={`alert-item ${fresh ? 'fresh' : ''}`} data-testid="alert" data-fresh={fresh ? 'true' : 'false'} data-filter={a.filterId}>
@@ -403,6 +424,17 @@ function AlertItem({ a, fresh }: { a: AlertT; fresh: boolean }): JSX.Element {
           {a.from !== a.revision - 1 && a.from < a.revision ? <span class="muted"> (from rev {a.from})</span> : null} · <Time time={a.time} />
         </span>
         <Link href={href('/diff', { from: a.from, to: a.revision })} class="small">diff</Link>
+        {actors.length ? (
+          <span class="small" data-testid="alert-actors">
+            <span class="muted">by </span>
+            {actors.map((u, i) => (
+              <>
+                {i > 0 ? <span class="muted">, </span> : null}
+                <Name text={u} />
+              </>
+            ))}
+          </span>
+        ) : null}
       </div>
       <ul class="alert-matches">
         {a.entered.slice(0, n).map((m) => (
@@ -429,7 +461,7 @@ function AlertItem({ a, fresh }: { a: AlertT; fresh: boolean }): JSX.Element {
               <li>
                 <span class={`op op-${c.op.toLowerCase()}`}>{c.op.toLowerCase()}</span> <KindBadge kind={c.kind} /> <Name text={c.namespace ? `${c.namespace}/${c.name}` : c.name} />{' '}
                 <span class="muted">rev {c.revision}</span>
-                {c.actor ? <span class="muted"> by <Name text={c.actor} /></span> : null}
+                {c.actor ? <span class="muted" data-testid="cause-actor"> by <Name text={c.actor} /></span> : null}
               </li>
             ))}
           </ul>

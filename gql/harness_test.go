@@ -43,7 +43,8 @@ var demoOnce struct {
 	err   error
 }
 
-func newTestAPI(t *testing.T, so ServeOptions) *testAPI {
+// newTestAPI serves the demo's history; with lets a test set more Options (an audit store, say).
+func newTestAPI(t *testing.T, so ServeOptions, with ...func(*Options)) *testAPI {
 	t.Helper()
 	ctx := context.Background()
 	demoOnce.Do(func() { demoOnce.steps, demoOnce.err = demo.Timeline(ctx) })
@@ -78,13 +79,17 @@ func newTestAPI(t *testing.T, so ServeOptions) *testAPI {
 			t.Fatal(err)
 		}
 	}
-	h, err := NewHandler(Options{Graph: live, Cluster: "demo", Source: "demo", Version: "test", Logger: log,
+	opts := Options{Graph: live, Cluster: "demo", Source: "demo", Version: "test", Logger: log,
 		Reload: func(ctx context.Context) (graph.Revision, int, error) {
 			if a.reload == nil {
 				return live.Head(), 0, nil
 			}
 			return a.reload(ctx)
-		}}, so)
+		}}
+	for _, w := range with {
+		w(&opts)
+	}
+	h, err := NewHandler(opts, so)
 	if err != nil {
 		t.Fatal(err)
 	}

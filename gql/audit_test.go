@@ -99,7 +99,9 @@ func TestAuditFields(t *testing.T) {
 	// Without an audit store the fields say so, and the seen times are null.
 	off := newTestAPI(t, ServeOptions{})
 	contains(t, "audit off", off.queryError(`{auditCoverage {events}}`, nil), "audit events are not enabled")
-	var u struct{ Node *struct{ Seen *struct{ Last time.Time } } }
+	var u struct {
+		Node *struct{ Seen *struct{ Last time.Time } }
+	}
 	off.query(`{node: lookup(kind: SERVICE_ACCOUNT, namespace: "payments", name: "ci-deployer") { ... on ServiceAccount { seen { last } } }}`, nil, &u)
 	if u.Node == nil || u.Node.Seen != nil {
 		t.Fatalf("seen without audit events = %+v", u.Node)

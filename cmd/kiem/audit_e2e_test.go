@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,6 +148,16 @@ func TestAuditE2E(t *testing.T) {
 		}, metav1.CreateOptions{})
 		return err
 	})
+
+	// The apiserver's RBAC cache follows a watch: wait until it has the binding for both users.
+	for _, user := range []string{"alice", "bob"} {
+		cs := kubernetes.NewForConfigOrDie(e.cl.RESTConfig(user))
+		eventually(t, 30*time.Second, user+" may create roles", func() bool {
+			r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "update", Group: "rbac.authorization.k8s.io", Resource: "roles", Namespace: "default"}}}, metav1.CreateOptions{})
+			return err == nil && r.Status.Allowed
+		})
+	}
 
 	t.Run("concurrent writers attributed", func(t *testing.T) {
 		const n = 6

@@ -181,16 +181,22 @@ func (r *Resolver) report(ctx context.Context, a AuditReader, v *view, id graph.
 	return queries.LeastPrivilege(ctx, v.snap, id, us, queries.LeastPrivilegeOptions{Now: now, UnusedFor: window, ObservedSince: cov.First})
 }
 
-func (r *Resolver) leastPrivilege(ctx context.Context, subject SubjectInput, unusedFor *string) (*LeastPrivilege, error) {
+// judgement is what a least-privilege judgement reads: the audit store, the window, and the head.
+func (r *Resolver) judgement(ctx context.Context, unusedFor *string) (AuditReader, time.Duration, *view, error) {
 	a, err := r.audit()
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	window, err := parseWindow(unusedFor)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	v, err := r.view(ctx, nil)
+	return a, window, v, err
+}
+
+func (r *Resolver) leastPrivilege(ctx context.Context, subject SubjectInput, unusedFor *string) (*LeastPrivilege, error) {
+	a, window, v, err := r.judgement(ctx, unusedFor)
 	if err != nil {
 		return nil, err
 	}
@@ -250,15 +256,7 @@ func heldOne(h *queries.HeldPermission) *HeldPermission {
 
 // unusedPermissions judges KIEM-HYG-009 over the ServiceAccounts and users the head knows (or the one subject).
 func (r *Resolver) unusedPermissions(ctx context.Context, unusedFor *string, subject *SubjectInput, namespace *string, requireFull *bool, first *int, after *string) (*FindingConnection, error) {
-	a, err := r.audit()
-	if err != nil {
-		return nil, err
-	}
-	window, err := parseWindow(unusedFor)
-	if err != nil {
-		return nil, err
-	}
-	v, err := r.view(ctx, nil)
+	a, window, v, err := r.judgement(ctx, unusedFor)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ type AuditReader interface {
 	Usage(ctx context.Context, principal string) ([]graph.Usage, error)
 	UserSeen(ctx context.Context, user string) (graph.Seen, bool, error)
 	GroupSeen(ctx context.Context, group string) (graph.Seen, bool, error)
-	Memberships(ctx context.Context, user string) ([]graph.Membership, error)
+	MembershipSeen(ctx context.Context, user, group string) (graph.Seen, bool, error)
 	Coverage(ctx context.Context) (graph.Coverage, error)
 }
 
@@ -56,16 +56,7 @@ func (r *Resolver) membershipSeen(ctx context.Context, m *GroupMembership) (*See
 	if r.opts.Audit == nil || !m.Observed || m.user == "" {
 		return nil, nil
 	}
-	ms, err := r.opts.Audit.Memberships(ctx, m.user)
-	if err != nil {
-		return nil, err
-	}
-	for _, x := range ms {
-		if x.Group == m.Group.ref.Name {
-			return &Seen{First: x.First, Last: x.Last}, nil
-		}
-	}
-	return nil, nil
+	return seenOf(r.opts.Audit.MembershipSeen(ctx, m.user, m.Group.ref.Name))
 }
 
 func (r *Resolver) auditCoverage(ctx context.Context) (*AuditCoverage, error) {
@@ -169,34 +160,36 @@ func parseWindow(s *string) (time.Duration, error) {
 }
 
 // report computes the least-privilege report of one principal at the head.
-func (r *Resolver) report(ctx context.Context, a AuditReader, v *view, id graph.Identity, window time.Duration, now time.Time) (*queries.LeastPrivilegeReport, error) {
-	cov, err := a.Coverage(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (r *Resolver) report(ctx context.Context, a AuditReader, v *view, id graph.Identity, opts queries.LeastPrivilegeOptions) (*queries.LeastPrivilegeReport, error) {
 	us, err := a.Usage(ctx, id.User)
 	if err != nil {
 		return nil, err
 	}
-	return queries.LeastPrivilege(ctx, v.snap, id, us, queries.LeastPrivilegeOptions{Now: now, UnusedFor: window, ObservedSince: cov.First})
+	return queries.LeastPrivilege(ctx, v.snap, id, us, opts)
 }
 
-// judgement is what a least-privilege judgement reads: the audit store, the window, and the head.
-func (r *Resolver) judgement(ctx context.Context, unusedFor *string) (AuditReader, time.Duration, *view, error) {
+// judgement is what least-privilege judgements read once for all their subjects: the audit store, the head, and
+// the window with the audit coverage it is judged against.
+func (r *Resolver) judgement(ctx context.Context, unusedFor *string) (AuditReader, *view, queries.LeastPrivilegeOptions, error) {
+	var opts queries.LeastPrivilegeOptions
 	a, err := r.audit()
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, opts, err
 	}
-	window, err := parseWindow(unusedFor)
+	if opts.UnusedFor, err = parseWindow(unusedFor); err != nil {
+		return nil, nil, opts, err
+	}
+	cov, err := a.Coverage(ctx)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, opts, err
 	}
+	opts.Now, opts.ObservedSince = time.Now(), cov.First
 	v, err := r.view(ctx, nil)
-	return a, window, v, err
+	return a, v, opts, err
 }
 
 func (r *Resolver) leastPrivilege(ctx context.Context, subject SubjectInput, unusedFor *string) (*LeastPrivilege, error) {
-	a, window, v, err := r.judgement(ctx, unusedFor)
+	a, v, opts, err := r.judgement(ctx, unusedFor)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +197,7 @@ func (r *Resolver) leastPrivilege(ctx context.Context, subject SubjectInput, unu
 	if err != nil {
 		return nil, err
 	}
-	rep, err := r.report(ctx, a, v, id, window, time.Now())
+	rep, err := r.report(ctx, a, v, id, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +249,7 @@ func heldOne(h *queries.HeldPermission) *HeldPermission {
 
 // unusedPermissions judges KIEM-HYG-009 over the ServiceAccounts and users the head knows (or the one subject).
 func (r *Resolver) unusedPermissions(ctx context.Context, unusedFor *string, subject *SubjectInput, namespace *string, requireFull *bool, first *int, after *string) (*FindingConnection, error) {
-	a, window, v, err := r.judgement(ctx, unusedFor)
+	a, v, opts, err := r.judgement(ctx, unusedFor)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +290,6 @@ func (r *Resolver) unusedPermissions(ctx context.Context, unusedFor *string, sub
 			}
 		}
 	}
-	now := time.Now()
 	var found []queries.Finding
 	for i, c := range cands {
 		if i%64 == 0 {
@@ -305,7 +297,7 @@ func (r *Resolver) unusedPermissions(ctx context.Context, unusedFor *string, sub
 				return nil, err
 			}
 		}
-		rep, err := r.report(ctx, a, v, c.id, window, now)
+		rep, err := r.report(ctx, a, v, c.id, opts)
 		if err != nil {
 			return nil, err
 		}

@@ -298,23 +298,14 @@ type Membership struct {
 	Seen
 }
 
-// Memberships returns the groups user was seen with, by group name.
-func (a *AuditStore) Memberships(ctx context.Context, user string) ([]Membership, error) {
-	var out []Membership
-	err := a.eachMembership(ctx, auditKey(auditMembership, user), func(m Membership) bool {
-		out = append(out, m)
-		return true
-	})
-	return out, err
+// MembershipSeen returns when user was seen authenticating with group; ok is false when never.
+func (a *AuditStore) MembershipSeen(ctx context.Context, user, group string) (s Seen, ok bool, err error) {
+	return a.getSeen(ctx, auditKey(auditMembership, user, group))
 }
 
 // EachMembership calls fn with every membership seen, grouped by user, until fn returns false.
 func (a *AuditStore) EachMembership(ctx context.Context, fn func(Membership) bool) error {
-	return a.eachMembership(ctx, []byte{auditMembership}, fn)
-}
-
-func (a *AuditStore) eachMembership(ctx context.Context, prefix []byte, fn func(Membership) bool) error {
-	return a.scan(ctx, prefix, func(key, val []byte) (bool, error) {
+	return a.scan(ctx, []byte{auditMembership}, func(key, val []byte) (bool, error) {
 		parts, err := splitAuditKey(key[1:], 2)
 		if err != nil {
 			return false, err
@@ -373,12 +364,6 @@ func (a *AuditStore) Pending(ctx context.Context) (map[string]PendingActor, erro
 func (a *AuditStore) Size() int64 {
 	lsm, vlog := a.db.Size()
 	return lsm + vlog
-}
-
-// Flush makes the store's size on disk current: what is in the memtables is written out and compacted. For
-// measurements; the store does this by itself as it fills.
-func (a *AuditStore) Flush() error {
-	return a.db.Flatten(1)
 }
 
 func (a *AuditStore) view(ctx context.Context, fn func(*badger.Txn) error) error {

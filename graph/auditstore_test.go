@@ -84,9 +84,13 @@ func TestAuditStoreMergesIdempotently(t *testing.T) {
 			t.Fatalf("%s(nobody) found", name)
 		}
 	}
-	ms, err := a.Memberships(ctx, "alice")
-	if err != nil || len(ms) != 1 || ms[0].Group != "devs" || !ms[0].Last.Equal(want.Last) {
-		t.Fatalf("Memberships = %+v %v", ms, err)
+	var ms []Membership
+	err = a.EachMembership(ctx, func(m Membership) bool { ms = append(ms, m); return true })
+	if err != nil || len(ms) != 1 || ms[0].User != "alice" || ms[0].Group != "devs" || !ms[0].Last.Equal(want.Last) {
+		t.Fatalf("memberships = %+v %v", ms, err)
+	}
+	if s, ok, err := a.MembershipSeen(ctx, "alice", "devs"); err != nil || !ok || !s.Last.Equal(want.Last) {
+		t.Fatalf("MembershipSeen(alice, devs) = %+v %v %v", s, ok, err)
 	}
 	cov, err := a.Coverage(ctx)
 	if err != nil || cov.Events != 5 || !cov.First.Equal(want.First) || !cov.Last.Equal(want.Last) {
@@ -119,9 +123,10 @@ func TestAuditKeysKeepPrincipalsApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	us, _ := a.Usage(ctx, "al")
-	ms, _ := a.Memberships(ctx, "al")
-	if len(us) != 1 || us[0].Verb != "get" || len(ms) != 1 || ms[0].Group != "x" {
-		t.Fatalf("records of al = %+v %+v", us, ms)
+	_, inX, _ := a.MembershipSeen(ctx, "al", "x")
+	_, inY, _ := a.MembershipSeen(ctx, "al", "y")
+	if len(us) != 1 || us[0].Verb != "get" || !inX || inY {
+		t.Fatalf("records of al = %+v, in x %v, in y %v", us, inX, inY)
 	}
 }
 

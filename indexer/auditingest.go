@@ -305,6 +305,17 @@ var rbacWrites = map[[2]string]graph.Kind{
 	{"", "serviceaccounts"}:                              graph.KindServiceAccount,
 }
 
+// AuditedResource returns the API group and resource whose writes kiem attributes to changes of kind k; ok is
+// false for a kind whose writes it does not attribute.
+func AuditedResource(k graph.Kind) (group, resource string, ok bool) {
+	for gr, kind := range rbacWrites {
+		if kind == k {
+			return gr[0], gr[1], true
+		}
+	}
+	return "", "", false
+}
+
 var writeVerbs = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "deletecollection": true}
 
 // responseMeta is what attribution reads of a response object: an object's metadata, a Status's details (what a
@@ -483,6 +494,11 @@ func (in *AuditIngester) setActor(ctx context.Context, rev graph.Revision, t gra
 	if seq < 0 {
 		return nil // the object's version was written by a revision without a change of it: nothing to mark
 	}
+	return in.recordActor(ctx, rev, seq, t)
+}
+
+// recordActor attaches t's actor to change seq of revision rev.
+func (in *AuditIngester) recordActor(ctx context.Context, rev graph.Revision, seq int, t graph.PendingActor) error {
 	if err := in.g.Store().SetActor(ctx, rev, seq, t.Actor); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -589,10 +605,9 @@ func (in *AuditIngester) step(ctx context.Context) error {
 		if !ok {
 			continue // matched twice in this scan
 		}
-		if err := st.SetActor(ctx, h.rev, h.seq, t.Actor); err != nil {
-			return fmt.Errorf("audit: %w", err)
+		if err := in.recordActor(ctx, h.rev, h.seq, t); err != nil {
+			return err
 		}
-		in.stats.attributed.Add(1)
 		b.ResolvePending(h.id)
 		in.dropPending(h.id)
 	}

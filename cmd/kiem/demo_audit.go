@@ -22,13 +22,6 @@ var demoPeople = []indexer.AuditUser{
 	{Username: "bob@example.com", Groups: []string{"oidc:payments-developers", graph.GroupAuthenticated}},
 }
 
-// demoWriteResources maps the kinds whose writes are audited to their API group and resource.
-var demoWriteResources = map[graph.Kind][2]string{
-	graph.KindRole: {"rbac.authorization.k8s.io", "roles"}, graph.KindRoleBinding: {"rbac.authorization.k8s.io", "rolebindings"},
-	graph.KindClusterRole: {"rbac.authorization.k8s.io", "clusterroles"}, graph.KindClusterRoleBinding: {"rbac.authorization.k8s.io", "clusterrolebindings"},
-	graph.KindServiceAccount: {"", "serviceaccounts"},
-}
-
 // stampDemo gives the objects a step writes the UID and resourceVersion a cluster would, so that audit events
 // can name them.
 func stampDemo(step int, changes []graph.Change) {
@@ -53,7 +46,7 @@ func stampDemo(step int, changes []graph.Change) {
 func demoWrites(step int, who indexer.AuditUser, at time.Time, changes []graph.Change) []indexer.AuditEvent {
 	var out []indexer.AuditEvent
 	for i, c := range changes {
-		res, ok := demoWriteResources[c.Ref.Kind]
+		group, resource, ok := indexer.AuditedResource(c.Ref.Kind)
 		if !ok {
 			continue
 		}
@@ -72,7 +65,7 @@ func demoWrites(step int, who indexer.AuditUser, at time.Time, changes []graph.C
 		out = append(out, indexer.AuditEvent{
 			AuditID: fmt.Sprintf("00000000-demo-%04d-%04d-000000000000", step, i), Stage: "ResponseComplete", Level: "RequestResponse",
 			Verb: verb, User: who, UserAgent: "kubectl/v1.33.0 (linux/amd64)", SourceIPs: []string{"10.20.0.7"},
-			ObjectRef:      &indexer.AuditObjectRef{APIGroup: res[0], Resource: res[1], Namespace: c.Ref.Namespace, Name: c.Ref.Name, APIVersion: "v1"},
+			ObjectRef:      &indexer.AuditObjectRef{APIGroup: group, Resource: resource, Namespace: c.Ref.Namespace, Name: c.Ref.Name, APIVersion: "v1"},
 			ResponseStatus: &indexer.AuditStatus{Code: 200}, ResponseObject: raw,
 			Annotations:              map[string]string{"authorization.k8s.io/decision": "allow"},
 			RequestReceivedTimestamp: at, StageTimestamp: at.Add(12 * time.Millisecond),
